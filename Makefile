@@ -1,0 +1,32 @@
+# The whole set-up on a fresh machine with Python 3.11+ and make:
+#   make dev    install, start embedded services, migrate, serve GraphiQL on :8000
+#   make test   install, then ruff, mypy and the whole pytest suite
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
+CODE := app schema writes reads workers tests bench
+
+.PHONY: dev test install lint typecheck
+
+install: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@command -v uv >/dev/null 2>&1 || test -x $(VENV)/bin/uv \
+		|| $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) sync --frozen
+	@touch $@
+
+dev: install
+	exec $(VENV)/bin/shop dev
+
+lint: install
+	$(VENV)/bin/ruff format --check $(CODE)
+	$(VENV)/bin/ruff check $(CODE)
+
+typecheck: install
+	$(VENV)/bin/mypy $(CODE)
+
+test: lint typecheck
+	$(VENV)/bin/pytest

@@ -1,0 +1,112 @@
+"""The ASGI application: routes, middleware and the lifespan that owns every client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route, WebSocketRoute
+
+from app.graphql_view import Services, ShopGraphQL
+from app.limits import BodySizeLimit
+from app.settings import Settings
+from reads.hub import ProjectionHub
+from reads.read_model import ReadModel
+from reads.service import QueryService
+from schema.auth import TokenService
+from schema.build import build_schema
+from workers.notifications import projections_channel
+from writes.bus import MessageBus
+from writes.db import create_engine, ensure_migrated, session_factory
+from writes.nudge import ArqNudger, arq_redis
+
+REDIS_TIMEOUT_S = 2.0
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The app for fully resolved settings (every URL set)."""
+    if not (settings.database_url and settings.redis_url and settings.mongodb_url):
+        raise ValueError("create_app needs DATABASE_URL, MONGODB_URL and REDIS_URL resolved")
+    database_url, redis_url = settings.database_url, settings.redis_url
+    mongodb_url = settings.mongodb_url
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_tokens=settings.max_query_tokens,
+        max_aliases=settings.max_query_aliases,
+        introspection=settings.introspection_enabled,
+    )
+    graphql = ShopGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+        allowed_origins=settings.ws_allowed_origins,
+        connection_init_wait_timeout=timedelta(seconds=10),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(database_url, settings.db_pool_size, settings.db_max_overflow)
+        # Built without connecting: a Redis outage must not stop the API from serving.
+        redis = arq_redis(redis_url, REDIS_TIMEOUT_S)
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            mongodb_url,
+            tz_aware=True,
+            serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+            connectTimeoutMS=settings.mongodb_timeout_ms,
+        )
+        hub = ProjectionHub(redis, projections_channel(settings.redis_prefix))
+        sessions = session_factory(engine)
+        read_model = ReadModel(mongo[settings.mongodb_database])
+        try:
+            await read_model.ensure_indexes()
+        except PyMongoError as exc:  # serving writes (and fallbacks) must not wait on MongoDB
+            log.warning("read-model indexes not ensured at start-up: %s", exc)
+        try:
+            await ensure_migrated(engine)
+            app.state.engine = engine
+            app.state.services = Services(
+                bus=MessageBus(sessions, ArqNudger(redis, settings.redis_prefix)),
+                tokens=TokenService(
+                    settings.jwt_secret,
+                    settings.jwt_algorithm,
+                    settings.jwt_ttl_seconds,
+                    settings.jwt_issuer,
+                ),
+                queries=QueryService(
+                    read_model,
+                    hub,
+                    sessions,
+                    settings.consistency_wait_ms / 1000,
+                ),
+            )
+            yield
+        finally:
+            await hub.close()
+            await mongo.close()
+            await redis.aclose(close_connection_pool=True)
+            await engine.dispose()
+
+    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", "x-consistency-token"],
+                expose_headers=["x-request-id"],
+            )
+        )
+    return Starlette(
+        routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql)],
+        middleware=middleware,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,150 @@
+"""`shop projections ...`: status, verify, retry and rebuild, for operators."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.services import resolved_settings
+from app.settings import Settings
+from writes.db import create_engine
+
+Document = dict[str, Any]
+
+
+@dataclass
+class Stores:
+    engine: AsyncEngine
+    mongo: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    redis: Redis
+    prefix: str
+
+
+def add_commands(commands: Any) -> None:
+    parser = commands.add_parser("projections", help="inspect and repair the read models")
+    actions = parser.add_subparsers(required=True, metavar="ACTION")
+    status = actions.add_parser("status", help="position, head, lag, state, parked events")
+    status.set_defaults(run=_run(_status))
+    for action, helptext, handler in (
+        ("verify", "compare projected documents with the write store", _verify),
+        ("retry", "replay parked events after a fix", _retry),
+        ("rebuild", "rebuild from the whole log, then swap in (no downtime)", _rebuild),
+    ):
+        sub = actions.add_parser(action, help=helptext)
+        sub.add_argument("name", nargs="?", help="a projection name")
+        sub.add_argument("--all", action="store_true", help="every projection")
+        sub.set_defaults(run=_run(handler))
+
+
+def _run(
+    handler: Callable[[Stores, argparse.Namespace], Awaitable[int]],
+) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
+
+            async def main() -> int:
+                async with _stores(resolved) as stores:
+                    return await handler(stores, args)
+
+            return asyncio.run(main())
+
+    return run
+
+
+@asynccontextmanager
+async def _stores(settings: Settings) -> AsyncIterator[Stores]:
+    assert settings.database_url is not None
+    assert settings.mongodb_url is not None
+    assert settings.redis_url is not None
+    engine = create_engine(settings.database_url, pool_size=2, max_overflow=0)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        yield Stores(engine, mongo, mongo[settings.mongodb_database], redis, settings.redis_prefix)
+    finally:
+        await redis.aclose()
+        await mongo.close()
+        await engine.dispose()
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    from workers.projectors import PROJECTORS
+
+    if args.all:
+        return list(PROJECTORS)
+    if args.name in PROJECTORS:
+        return [args.name]
+    known = ", ".join(PROJECTORS)
+    raise SystemExit(f"shop: name a projection ({known}) or pass --all")
+
+
+async def _status(stores: Stores, _: argparse.Namespace) -> int:
+    from workers.status import projection_statuses
+
+    statuses = await projection_statuses(stores.engine, stores.db)
+    width = max([5, *(len(s.owner or "-") for s in statuses)])
+    print(f"{'projection':<10} {'position':>9} {'head':>9} {'lag':>7} {'lag ms':>8} "
+          f"{'state':<12} {'parked':>6}  {'owner':<{width}}  last error")  # fmt: skip
+    for s in statuses:
+        print(f"{s.name:<10} {s.position:>9} {s.head_position:>9} {s.lag_events:>7} "
+              f"{s.lag_ms:>8} {s.state:<12} {s.parked:>6}  {s.owner or '-':<{width}}  "
+              f"{s.last_error or ''}")  # fmt: skip
+    return 0
+
+
+async def _verify(stores: Stores, args: argparse.Namespace) -> int:
+    from workers.state import load_state
+    from workers.verify import verify_projection
+
+    failed = False
+    for name in _names(args):
+        state = await load_state(stores.db, name)
+        async with AsyncSession(stores.engine) as session:
+            differences = await verify_projection(stores.db, state.collections, session, name)
+        for line in differences:
+            print(f"{name}: {line}")
+        print(f"{name}: {len(differences)} difference(s)", file=sys.stderr)
+        failed = failed or bool(differences)
+    return 1 if failed else 0
+
+
+async def _retry(stores: Stores, args: argparse.Namespace) -> int:
+    from workers.projectors import PROJECTORS
+    from workers.retry import retry_parked
+
+    still_parked = 0
+    for name in _names(args):
+        replayed, still = await retry_parked(
+            stores.engine, stores.mongo, stores.db, PROJECTORS[name], stores.redis, stores.prefix
+        )
+        print(f"{name}: {replayed} replayed, {still} still parked")
+        still_parked += still
+    return 1 if still_parked else 0
+
+
+async def _rebuild(stores: Stores, args: argparse.Namespace) -> int:
+    from workers.projectors import PROJECTORS
+    from workers.rebuild import rebuild
+
+    for name in _names(args):
+        result = await rebuild(
+            stores.engine, stores.mongo, stores.db, PROJECTORS[name], stores.redis, stores.prefix
+        )
+        rate = result.events / result.seconds if result.seconds else 0.0
+        print(
+            f"{name}: generation {result.generation} live at position {result.position}: "
+            f"{result.events} events in {result.seconds:.1f} s ({rate:.0f}/s), "
+            f"{result.parked} parked"
+        )
+    return 0

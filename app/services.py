@@ -1,0 +1,44 @@
+"""Fills in the URLs the user left unset with embedded servers under DATA_DIR."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from app.embedded import embedded_services
+from app.settings import Settings
+from writes.db import create_engine, ensure_migrated
+
+
+@contextmanager
+def resolved_settings(
+    settings: Settings, *, postgres: bool = False, mongo: bool = False, redis: bool = False
+) -> Iterator[Settings]:
+    """Settings with every needed URL set, starting (or joining) embedded servers for the rest."""
+    need_postgres = postgres and not settings.database_url
+    need_mongo = mongo and not settings.mongodb_url
+    need_redis = redis and not settings.redis_url
+    if not (need_postgres or need_mongo or need_redis):
+        yield settings
+        return
+    with embedded_services(
+        settings.data_dir, postgres=need_postgres, mongo=need_mongo, redis=need_redis
+    ) as urls:
+        yield settings.with_urls(urls.database_url, urls.mongodb_url, urls.redis_url)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised so every `with` block (embedded servers included) unwinds."""
+
+
+def terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+async def check_migrated(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        await ensure_migrated(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,61 @@
+"""The catalog as the API reads it: one product, the listing by name, and low stock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from reads.paging import Ordering, Page, SortField, canonical_id, keyset_page
+
+# Served by the `catalog_by_name` index (and `catalog_text` for a search).
+BY_NAME = Ordering(
+    "products:by_name", (SortField("name", False, "str"), SortField("_id", False, "id"))
+)
+# Served by the `low_stock` index.
+LOW_STOCK_FIRST = Ordering(
+    "products:low_stock", (SortField("stock", False, "int"), SortField("_id", False, "id"))
+)
+
+
+async def product_by_id(collection: AsyncCollection[Any], product_id: str) -> dict[str, Any] | None:
+    """The `products` document of `product_id`; None when the id is unknown or malformed."""
+    canonical = canonical_id(product_id)
+    if canonical is None:
+        return None
+    document: dict[str, Any] | None = await collection.find_one({"_id": canonical})
+    return document
+
+
+async def list_products(
+    collection: AsyncCollection[Any],
+    *,
+    first: int,
+    after: str | None,
+    search: str | None,
+    in_stock: bool | None,
+) -> Page[dict[str, Any]]:
+    """A page of the catalog ordered by name, then id.
+
+    `search` matches words of the name, SKU or description through the text index
+    (MongoDB's `$text` syntax: any of the words, "quoted phrases", -excluded words);
+    results keep the by-name order, so paging stays stable. A blank search is none.
+    PageSizeError / BadCursor for a bad `first` / `after`.
+    """
+    where: dict[str, Any] = {}
+    if search is not None and search.strip():
+        where["$text"] = {"$search": search}
+    if in_stock is not None:
+        where["in_stock"] = in_stock
+    return await keyset_page(collection, where, BY_NAME, first=first, after=after)
+
+
+async def low_stock(
+    collection: AsyncCollection[Any], *, below: int, first: int, after: str | None
+) -> Page[dict[str, Any]]:
+    """A page of the products with fewer than `below` in stock, lowest stock first.
+
+    PageSizeError / BadCursor for a bad `first` / `after`.
+    """
+    where = {"stock": {"$lt": below}}
+    return await keyset_page(collection, where, LOW_STOCK_FIRST, first=first, after=after)

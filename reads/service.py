@@ -1,0 +1,186 @@
+"""What query resolvers call: projection reads with read-your-writes and the fallback.
+
+Given a consistency position, a read first makes sure the projections it reads have
+reached it (waiting briefly on notifications); if they have not, it answers from the
+write store through reads.fallback, in the same document shape. Without a position the
+projection is served as it is. When MongoDB is unreachable, by-id reads and a customer's
+order history fall back to the write store; other reads raise ReadModelUnavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from pymongo.errors import PyMongoError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from reads import customers, fallback, orders, products, sales
+from reads.consistency import wait_for_position
+from reads.feed import ChangeFeed
+from reads.hub import ProjectionHub
+from reads.paging import Page
+from reads.read_model import ReadModel
+
+T = TypeVar("T")
+Document = dict[str, Any]
+
+
+class ReadModelUnavailable(Exception):
+    """MongoDB cannot be reached and this read has no write-store fallback."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """Where a read was answered from, for `extensions.consistency`."""
+
+    source: str  # "projection" | "write_store"
+    position: int
+
+
+class QueryService:
+    def __init__(
+        self,
+        read_model: ReadModel,
+        hub: ProjectionHub,
+        sessions: async_sessionmaker[AsyncSession],
+        wait_s: float,
+    ) -> None:
+        self.read_model = read_model
+        self.hub = hub
+        self.feed = ChangeFeed(hub, read_model)
+        self._sessions = sessions
+        self._wait_s = wait_s
+
+    async def order(self, order_id: str, at: int | None) -> tuple[Document | None, Served | None]:
+        async def projected() -> Document | None:
+            return await orders.order_by_id(await self._collection("orders"), order_id)
+
+        async def written(session: AsyncSession) -> Document | None:
+            return cast("Document | None", await fallback.order_document(session, order_id))
+
+        return await self._read("orders", at, projected, written)
+
+    async def customer_orders(
+        self, customer_id: str, *, first: int, after: str | None, status: str | None, at: int | None
+    ) -> tuple[Page[Document], Served | None]:
+        async def projected() -> Page[Document]:
+            collection = await self._collection("orders")
+            return await orders.customer_orders(
+                collection, customer_id, first=first, after=after, status=status
+            )
+
+        async def written(session: AsyncSession) -> Page[Document]:
+            return await fallback.customer_orders(
+                session, customer_id, first=first, after=after, status=status
+            )
+
+        return await self._read("orders", at, projected, written)
+
+    async def product(
+        self, product_id: str, at: int | None
+    ) -> tuple[Document | None, Served | None]:
+        async def projected() -> Document | None:
+            return await products.product_by_id(await self._collection("products"), product_id)
+
+        async def written(session: AsyncSession) -> Document | None:
+            return cast("Document | None", await fallback.product_document(session, product_id))
+
+        return await self._read("products", at, projected, written)
+
+    async def customer(
+        self, customer_id: str, at: int | None
+    ) -> tuple[Document | None, Served | None]:
+        async def projected() -> Document | None:
+            collection = await self._collection("customers")
+            return await customers.customer_by_id(collection, customer_id)
+
+        async def written(session: AsyncSession) -> Document | None:
+            return cast("Document | None", await fallback.customer_document(session, customer_id))
+
+        return await self._read("customers", at, projected, written)
+
+    async def products(
+        self,
+        *,
+        first: int,
+        after: str | None,
+        search: str | None,
+        in_stock: bool | None,
+        at: int | None,
+    ) -> tuple[Page[Document], Served | None]:
+        async def projected() -> Page[Document]:
+            collection = await self._collection("products")
+            return await products.list_products(
+                collection, first=first, after=after, search=search, in_stock=in_stock
+            )
+
+        async def written(session: AsyncSession) -> Page[Document]:
+            return await fallback.list_products(
+                session, first=first, after=after, search=search, in_stock=in_stock
+            )
+
+        return await self._read("products", at, projected, written, mongo_required=True)
+
+    async def low_stock(
+        self, *, below: int, first: int, after: str | None, at: int | None
+    ) -> tuple[Page[Document], Served | None]:
+        async def projected() -> Page[Document]:
+            collection = await self._collection("products")
+            return await products.low_stock(collection, below=below, first=first, after=after)
+
+        async def written(session: AsyncSession) -> Page[Document]:
+            return await fallback.low_stock(session, below=below, first=first, after=after)
+
+        return await self._read("products", at, projected, written, mongo_required=True)
+
+    async def dashboard(
+        self, *, days: int, limit: int, at: int | None
+    ) -> tuple[Document, Served | None]:
+        async def projected() -> Document:
+            return await sales.dashboard(
+                await self.read_model.collection("sales", "sales_totals"),
+                await self.read_model.collection("sales", "sales_daily"),
+                await self.read_model.collection("sales", "sales_products"),
+                days=days,
+                limit=limit,
+            )
+
+        async def written(session: AsyncSession) -> Document:
+            return await fallback.dashboard(session, days=days, limit=limit)
+
+        return await self._read("sales", at, projected, written, mongo_required=True)
+
+    async def _collection(self, projection: str) -> Any:
+        return await self.read_model.collection(projection, projection)
+
+    async def _read(
+        self,
+        projection: str,
+        at: int | None,
+        projected: Callable[[], Awaitable[T]],
+        written: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        mongo_required: bool = False,
+    ) -> tuple[T, Served | None]:
+        """`projected()` when fresh enough, else `written()` from the write store.
+
+        With MongoDB unreachable a read falls back too, unless `mongo_required`: listings
+        and the dashboard are too heavy to serve from the write store under an outage.
+        """
+        try:
+            if at is None:
+                return await projected(), None
+            fresh = await wait_for_position(
+                self.read_model, self.hub, (projection,), at, self._wait_s
+            )
+            if fresh.caught_up:
+                return await projected(), Served("projection", fresh.position)
+        except PyMongoError as exc:
+            if mongo_required:
+                raise ReadModelUnavailable(str(exc)) from exc
+            async with self._sessions() as session:
+                return await written(session), Served("write_store", 0)
+        async with self._sessions() as session:
+            return await written(session), Served("write_store", fresh.position)

@@ -1,0 +1,1 @@
+"""The GraphQL layer: strawberry types, resolvers, context, permissions and error mapping."""

@@ -1,0 +1,66 @@
+"""The per-request (or per-websocket) context every resolver receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from reads.service import QueryService, Served
+from schema.auth import TokenService
+from schema.consistency import decode_token
+from writes.bus import MessageBus
+from writes.commands import Actor
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Response | WebSocket | None
+    bus: MessageBus
+    tokens: TokenService
+    queries: QueryService
+    correlation_id: str
+    authorization: str | None = None
+    consistency_token: str | None = None
+    # Set by strawberry from a websocket's connection_init payload.
+    connection_params: dict[str, Any] | None = None
+    served: list[Served] = field(default_factory=list)
+    _actor: Actor | None = field(default=None, init=False)
+    _actor_known: bool = field(default=False, init=False)
+
+    def actor(self) -> Actor | None:
+        """Who is calling, from the bearer token; raises UNAUTHENTICATED on a bad token."""
+        if not self._actor_known:
+            self._actor = self.tokens.actor_from_header(self._authorization())
+            self._actor_known = True
+        return self._actor
+
+    def read_position(self) -> int | None:
+        """The position named by the client's consistency token, if it sent one."""
+        token = self.sent_consistency_token()
+        return None if token is None else decode_token(token)
+
+    def record(self, served: Served | None) -> None:
+        if served is not None:
+            self.served.append(served)
+
+    def _authorization(self) -> str | None:
+        if self.authorization is not None:
+            return self.authorization
+        value = (self.connection_params or {}).get("authorization")
+        return value if isinstance(value, str) else None
+
+    def sent_consistency_token(self) -> str | None:
+        """The consistency token from the HTTP header or the websocket's connection_init."""
+        if self.consistency_token is not None:
+            return self.consistency_token
+        value = (self.connection_params or {}).get("consistencyToken")
+        return value if isinstance(value, str) else None
+
+
+Info = strawberry.Info[Context, None]

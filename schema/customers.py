@@ -1,0 +1,102 @@
+"""Customers: the Customer type, sign-up and log-in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import strawberry
+
+from schema.consistency import encode_token
+from schema.context import Info
+from schema.dispatch import run_command
+from schema.enums import Role
+from schema.errors import EmailTakenError, InvalidCredentialsError, ValidationError
+from schema.node import Node
+from schema.scalars import Cents
+from writes.commands import LogIn, SignUp
+from writes.views import Committed, CustomerView
+
+
+@strawberry.type
+class Customer(Node):
+    email: str
+    name: str
+    role: Role
+    order_count: int
+    lifetime_value_cents: Cents
+
+    @classmethod
+    def from_view(cls, view: CustomerView) -> Customer:
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            email=view.email,
+            name=view.name,
+            role=Role(view.role),
+            order_count=view.order_count,
+            lifetime_value_cents=Cents(view.lifetime_value_cents),
+        )
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Customer:
+        """A customer from its read-model document."""
+        return cls(
+            id=strawberry.ID(doc["_id"]),
+            email=doc["email"],
+            name=doc["name"],
+            role=Role(doc["role"]),
+            order_count=doc["order_count"],
+            lifetime_value_cents=Cents(doc["lifetime_value_cents"]),
+        )
+
+
+@strawberry.type
+class AuthSuccess:
+    token: str
+    customer: Customer
+    consistency_token: str
+
+
+SignUpResult = Annotated[
+    AuthSuccess | ValidationError | EmailTakenError, strawberry.union("SignUpResult")
+]
+LogInResult = Annotated[AuthSuccess | InvalidCredentialsError, strawberry.union("LogInResult")]
+
+
+@strawberry.input
+class SignUpInput:
+    email: str
+    name: str
+    password: str
+
+
+@strawberry.input
+class LogInInput:
+    email: str
+    password: str
+
+
+def _auth_success(info: Info, committed: Committed[CustomerView]) -> AuthSuccess:
+    view = committed.value
+    return AuthSuccess(
+        token=info.context.tokens.issue(view.id, view.role),
+        customer=Customer.from_view(view),
+        consistency_token=encode_token(committed.position),
+    )
+
+
+@strawberry.type
+class CustomerMutations:
+    @strawberry.mutation(description="Create a customer account and sign in.")
+    async def sign_up(self, info: Info, input: SignUpInput) -> SignUpResult:
+        command = SignUp(email=input.email, name=input.name, password=input.password)
+        return await run_command(  # type: ignore[return-value]
+            info, command, lambda c: _auth_success(info, c), authenticated=False
+        )
+
+    @strawberry.mutation(description="Exchange email and password for a bearer token.")
+    async def log_in(self, info: Info, input: LogInInput) -> LogInResult:
+        command = LogIn(email=input.email, password=input.password)
+        return await run_command(  # type: ignore[return-value]
+            info, command, lambda c: _auth_success(info, c), authenticated=False
+        )

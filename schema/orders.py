@@ -1,0 +1,172 @@
+"""Orders: the Order type and placing, cancelling and shipping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+
+from schema.consistency import encode_token
+from schema.context import Info
+from schema.dispatch import run_command
+from schema.enums import OrderStatus
+from schema.errors import (
+    InsufficientStockError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from schema.node import Node
+from schema.scalars import Cents
+from writes.commands import CancelOrder, OrderLineRequest, PlaceOrder, ShipOrder
+from writes.views import Committed, OrderView
+
+
+@strawberry.type
+class OrderCustomer:
+    id: strawberry.ID
+    name: str
+    email: str
+
+
+@strawberry.type
+class OrderLine:
+    product_id: strawberry.ID
+    sku: str
+    name: str
+    unit_price_cents: Cents
+    quantity: int
+    line_total_cents: Cents
+
+
+@strawberry.type
+class Order(Node):
+    status: OrderStatus
+    customer: OrderCustomer
+    lines: list[OrderLine]
+    item_count: int
+    total_cents: Cents
+    placed_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def from_view(cls, view: OrderView) -> Order:
+        return cls(
+            id=strawberry.ID(str(view.id)),
+            status=OrderStatus(view.status),
+            customer=OrderCustomer(
+                id=strawberry.ID(str(view.customer.id)),
+                name=view.customer.name,
+                email=view.customer.email,
+            ),
+            lines=[
+                OrderLine(
+                    product_id=strawberry.ID(str(line.product_id)),
+                    sku=line.sku,
+                    name=line.name,
+                    unit_price_cents=Cents(line.unit_price_cents),
+                    quantity=line.quantity,
+                    line_total_cents=Cents(line.line_total_cents),
+                )
+                for line in view.lines
+            ],
+            item_count=view.item_count,
+            total_cents=Cents(view.total_cents),
+            placed_at=view.placed_at,
+            updated_at=view.updated_at,
+            version=view.version,
+        )
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Order:
+        """An order from its read-model document (projection or write-store fallback)."""
+        customer = doc["customer"]
+        return cls(
+            id=strawberry.ID(doc["_id"]),
+            status=OrderStatus(doc["status"]),
+            customer=OrderCustomer(
+                id=strawberry.ID(customer["id"]), name=customer["name"], email=customer["email"]
+            ),
+            lines=[
+                OrderLine(
+                    product_id=strawberry.ID(line["product_id"]),
+                    sku=line["sku"],
+                    name=line["name"],
+                    unit_price_cents=Cents(line["unit_price_cents"]),
+                    quantity=line["quantity"],
+                    line_total_cents=Cents(line["line_total_cents"]),
+                )
+                for line in doc["lines"]
+            ],
+            item_count=doc["item_count"],
+            total_cents=Cents(doc["total_cents"]),
+            placed_at=doc["placed_at"],
+            updated_at=doc["updated_at"],
+            version=doc["version"],
+        )
+
+
+@strawberry.type
+class OrderSuccess:
+    order: Order
+    consistency_token: str
+
+
+PlaceOrderResult = Annotated[
+    OrderSuccess | ValidationError | NotFoundError | InsufficientStockError,
+    strawberry.union("PlaceOrderResult"),
+]
+OrderResult = Annotated[
+    OrderSuccess | NotFoundError | InvalidTransitionError, strawberry.union("OrderResult")
+]
+
+
+@strawberry.input
+class OrderLineInput:
+    product_id: strawberry.ID
+    quantity: int
+
+
+@strawberry.input
+class PlaceOrderInput:
+    lines: list[OrderLineInput]
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class OrderIdInput:
+    order_id: strawberry.ID
+
+
+def _success(committed: Committed[OrderView]) -> OrderSuccess:
+    return OrderSuccess(
+        order=Order.from_view(committed.value), consistency_token=encode_token(committed.position)
+    )
+
+
+@strawberry.type
+class OrderMutations:
+    @strawberry.mutation(
+        description="Place an order; an idempotencyKey makes retries return the first result."
+    )
+    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderResult:
+        command = PlaceOrder(
+            lines=tuple(OrderLineRequest(line.product_id, line.quantity) for line in input.lines),
+            idempotency_key=input.idempotency_key,
+        )
+        return await run_command(info, command, _success)  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Cancel a placed order (its customer or an admin).")
+    async def cancel_order(self, info: Info, input: OrderIdInput) -> OrderResult:
+        return await run_command(  # type: ignore[return-value]
+            info, CancelOrder(order_id=input.order_id), _success
+        )
+
+    @strawberry.mutation(description="Mark a placed order shipped (admin).")
+    async def ship_order(self, info: Info, input: OrderIdInput) -> OrderResult:
+        return await run_command(  # type: ignore[return-value]
+            info, ShipOrder(order_id=input.order_id), _success
+        )

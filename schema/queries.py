@@ -1,0 +1,157 @@
+"""Every Query field: thin resolvers over reads.service, permissions checked here."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import strawberry
+from pymongo.errors import PyMongoError
+
+from schema.connections import OrderConnection, ProductConnection
+from schema.context import Info
+from schema.customers import Customer
+from schema.enums import OrderStatus
+from schema.errors import ApiError
+from schema.node import Node
+from schema.orders import Order
+from schema.products import Product
+from schema.projections import ProjectionStatus
+from schema.reading import admin, may_read_order, read, read_dashboard, signed_in
+from schema.sales import DEFAULT_DAYS, DEFAULT_TOP, SalesDashboard
+
+DEFAULT_PAGE = 20
+DEFAULT_LOW_STOCK = 5
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The version of the API server.")
+    def api_version(self) -> str:
+        return version("shop")
+
+    @strawberry.field(description="Any object by its UUID; null when unknown or not yours.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        queries = info.context.queries
+        actor = info.context.actor()
+        order = await read(info, lambda at: queries.order(id, at))
+        if order is not None:
+            return Order.from_document(order) if may_read_order(actor, order) else None
+        product = await read(info, lambda at: queries.product(id, at))
+        if product is not None:
+            return Product.from_document(product)
+        if actor is not None and (actor.is_admin or str(actor.customer_id) == id.lower()):
+            customer = await read(info, lambda at: queries.customer(id, at))
+            if customer is not None:
+                return Customer.from_document(customer)
+        return None
+
+    @strawberry.field(description="The signed-in customer; null when not signed in.")
+    async def me(self, info: Info) -> Customer | None:
+        actor = info.context.actor()
+        if actor is None:
+            return None
+        queries = info.context.queries
+        doc = await read(info, lambda at: queries.customer(str(actor.customer_id), at))
+        return None if doc is None else Customer.from_document(doc)
+
+    @strawberry.field
+    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
+        queries = info.context.queries
+        doc = await read(info, lambda at: queries.product(id, at))
+        return None if doc is None else Product.from_document(doc)
+
+    @strawberry.field(description="The catalog by name; search is full-text.")
+    async def products(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE,
+        after: str | None = None,
+        search: str | None = None,
+        in_stock: bool | None = None,
+    ) -> ProductConnection:
+        queries = info.context.queries
+        page = await read(
+            info,
+            lambda at: queries.products(
+                first=_or(first, DEFAULT_PAGE),
+                after=after,
+                search=search,
+                in_stock=in_stock,
+                at=at,
+            ),
+        )
+        return ProductConnection.from_page(page)
+
+    @strawberry.field(description="An order of yours (any order, for an admin).")
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        actor = signed_in(info)
+        queries = info.context.queries
+        doc = await read(info, lambda at: queries.order(id, at))
+        if doc is None:
+            return None
+        if not may_read_order(actor, doc):
+            raise ApiError("FORBIDDEN", "this order belongs to another customer")
+        return Order.from_document(doc)
+
+    @strawberry.field(description="Your orders, newest first.")
+    async def my_orders(
+        self,
+        info: Info,
+        first: int | None = DEFAULT_PAGE,
+        after: str | None = None,
+        status: OrderStatus | None = None,
+    ) -> OrderConnection:
+        actor = signed_in(info)
+        queries = info.context.queries
+        page = await read(
+            info,
+            lambda at: queries.customer_orders(
+                str(actor.customer_id),
+                first=_or(first, DEFAULT_PAGE),
+                after=after,
+                status=None if status is None else status.value,
+                at=at,
+            ),
+        )
+        return OrderConnection.from_page(page)
+
+    @strawberry.field(description="Revenue, orders and best sellers (admin).")
+    async def sales_dashboard(self, info: Info) -> SalesDashboard:
+        return SalesDashboard.from_document(await read_dashboard(info, DEFAULT_DAYS, DEFAULT_TOP))
+
+    @strawberry.field(description="Products running low, lowest stock first (admin).")
+    async def inventory(
+        self,
+        info: Info,
+        low_stock_below: int | None = DEFAULT_LOW_STOCK,
+        first: int | None = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> ProductConnection:
+        admin(info)
+        queries = info.context.queries
+        page = await read(
+            info,
+            lambda at: queries.low_stock(
+                below=_or(low_stock_below, DEFAULT_LOW_STOCK),
+                first=_or(first, DEFAULT_PAGE),
+                after=after,
+                at=at,
+            ),
+        )
+        return ProductConnection.from_page(page)
+
+    @strawberry.field(description="Where each projection stands (admin).")
+    async def projections(self, info: Info) -> list[ProjectionStatus]:
+        admin(info)
+        try:
+            docs = await info.context.queries.read_model.statuses()
+        except PyMongoError as exc:
+            raise ApiError(
+                "READ_MODEL_UNAVAILABLE", f"the read model cannot be reached: {exc}"
+            ) from None
+        return [ProjectionStatus.from_document(doc) for doc in docs]
+
+
+def _or(value: int | None, default: int) -> int:
+    """An explicit null for an argument with a default means the default."""
+    return default if value is None else value

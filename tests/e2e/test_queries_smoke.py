@@ -1,0 +1,54 @@
+"""Queries read the projections; a consistency token makes a client read its own writes."""
+
+from __future__ import annotations
+
+from pymongo import MongoClient
+
+from app.asgi import create_app
+from app.settings import Settings
+from schema.consistency import decode_token
+from tests.conftest import Api, Customer
+from tests.e2e.test_orders import create_product, place
+from tests.pipeline import Pipeline
+from tests.support import free_port, serving, unique
+
+ORDER = "query($id: ID!) { order(id: $id) { id status totalCents customer { id } lines { sku quantity } } }"
+
+
+async def test_order_is_read_from_the_projection_with_a_token(
+    api: Api, admin_token: str, customer: Customer, read_side: Pipeline
+) -> None:
+    product = await create_product(api, admin_token, stock=5, price=300)
+    placed = await place(api, customer.token, [(product["id"], 2)])
+    token = placed["consistencyToken"]
+
+    body = await api.client.gql(
+        ORDER, {"id": placed["order"]["id"]}, customer.token, headers={"X-Consistency-Token": token}
+    )
+
+    assert "errors" not in body, body
+    assert body["data"]["order"]["totalCents"] == 600
+    consistency = body["extensions"]["consistency"]
+    assert consistency["token"] == token
+    assert consistency["servedFrom"] in {"projection", "write_store"}
+    await read_side.wait_until_projected(decode_token(token))
+    again = await api.client.gql(ORDER, {"id": placed["order"]["id"]}, customer.token)
+    assert again["data"]["order"]["status"] == "PLACED"
+    assert "consistency" not in again.get("extensions", {})
+
+
+async def test_a_fresh_read_model_answers_a_search_before_any_worker_ran(
+    settings: Settings,
+) -> None:
+    fresh = settings.model_copy(
+        update={"mongodb_database": unique("fresh").replace("-", "_"), "port": free_port()}
+    )
+    assert fresh.mongodb_url is not None
+    try:
+        async with serving(create_app(fresh), fresh.port) as client:
+            body = await client.gql('{ products(search: "mug") { edges { node { id } } } }')
+        assert body == {"data": {"products": {"edges": []}}}
+    finally:
+        mongo: MongoClient[dict[str, object]]
+        with MongoClient(fresh.mongodb_url) as mongo:
+            mongo.drop_database(fresh.mongodb_database)

@@ -1,0 +1,60 @@
+"""The post-commit nudge: deduplicated in real Redis, and harmless when Redis is down."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.settings import Settings
+from tests.support import event_count, free_port, unique
+from writes.bus import MessageBus
+from writes.commands import SignUp
+from writes.db import session_factory
+from writes.nudge import NUDGE_TIMEOUT_S, ArqNudger, arq_redis, queue_name
+from writes.unit_of_work import CommandMetadata
+
+
+def _redis(url: str) -> ArqRedis:
+    return arq_redis(url, timeout_s=1)
+
+
+async def test_a_burst_of_nudges_queues_one_job(settings: Settings) -> None:
+    assert settings.redis_url is not None
+    prefix = f"{settings.redis_prefix}:{unique('nudge')}"
+    redis = _redis(settings.redis_url)
+    try:
+        nudger = ArqNudger(redis, prefix)
+        for _ in range(5):
+            await nudger.nudge()
+        assert await redis.zcard(queue_name(prefix)) == 1
+    finally:
+        await redis.delete(queue_name(prefix))
+        await redis.aclose(close_connection_pool=True)
+
+
+async def test_commands_succeed_when_redis_is_down(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on this port: every Redis call fails.
+    redis = _redis(f"redis://127.0.0.1:{free_port()}/0")
+    bus = MessageBus(session_factory(engine), ArqNudger(redis, unique("down")))
+    before = await event_count(engine)
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="writes.nudge"):
+            committed = await bus.handle(
+                SignUp(f"{unique('offline')}@example.com", "Olive Offline", "long-enough-pw"),
+                CommandMetadata(None, "test"),
+            )
+    finally:
+        await redis.aclose(close_connection_pool=True)
+
+    assert committed.value.email.startswith("offline-")
+    assert await event_count(engine) == before + 1
+    assert "could not nudge the projection worker" in caplog.text
+    # Bounded: the nudge gives up after its timeout instead of hanging the command.
+    assert time.monotonic() - started < 5 + NUDGE_TIMEOUT_S

@@ -1,0 +1,1 @@
+"""The command side: PostgreSQL write model, commands, handlers, domain rules and the event log."""

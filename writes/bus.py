@@ -1,0 +1,48 @@
+"""Routes each command to its handler inside a unit of work, then nudges the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from writes import commands as c
+from writes.handlers import customers, orders, products
+from writes.nudge import Nudger
+from writes.unit_of_work import CommandMetadata, UnitOfWork
+from writes.views import Committed
+
+Handler = Callable[[Any, UnitOfWork], Awaitable[Committed[Any]]]
+
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.SignUp: customers.sign_up,
+    c.CreateAdmin: customers.create_admin,
+    c.LogIn: customers.log_in,
+    c.CreateProduct: products.create_product,
+    c.ChangeProductPrice: products.change_product_price,
+    c.RestockProduct: products.restock_product,
+    c.PlaceOrder: orders.place_order,
+    c.CancelOrder: orders.cancel_order,
+    c.ShipOrder: orders.ship_order,
+}
+
+# Commands that never append events, so there is nothing to project after them.
+READ_ONLY = frozenset({c.LogIn})
+
+
+class MessageBus:
+    """The one entry point of the command side."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], nudger: Nudger) -> None:
+        self._sessions = sessions
+        self._nudger = nudger
+
+    async def handle(self, command: c.Command, meta: CommandMetadata) -> Committed[Any]:
+        """Run the command in its own transaction; raises a DomainError when refused."""
+        handler = HANDLERS[type(command)]
+        async with UnitOfWork(self._sessions, meta) as uow:
+            result = await handler(command, uow)
+        if type(command) not in READ_ONLY:
+            await self._nudger.nudge()
+        return result

@@ -1,0 +1,82 @@
+"""The PostgreSQL engine, alembic migrations and the refusal to serve an un-migrated database."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseNotMigrated(RuntimeError):
+    """The schema is missing or behind the code."""
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy asyncpg form of a plain `postgresql://` URL."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"}:
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+    """An asyncpg engine whose connections are checked before use."""
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=30,
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (payloads are built from them)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configured in code, so no alembic.ini has to be found on disk."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["database_url"] = async_url(url)
+    return config
+
+
+def migrate(url: str) -> None:
+    """Bring the database to the newest revision (blocking; call outside an event loop)."""
+    command.upgrade(alembic_config(url), "head")
+
+
+async def migrate_async(url: str) -> None:
+    """`migrate` from inside a running event loop."""
+    await asyncio.to_thread(migrate, url)
+
+
+async def ensure_migrated(engine: AsyncEngine) -> None:
+    """Raise DatabaseNotMigrated, naming the command to run, unless the schema is current."""
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    try:
+        async with engine.connect() as conn:
+            current = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    except ProgrammingError:
+        current = None
+    if current != head:
+        raise DatabaseNotMigrated(
+            f"the database is at migration {current or 'none'}, the code needs {head}: "
+            "run `shop migrate` (or `make dev`, which migrates) and start again"
+        )

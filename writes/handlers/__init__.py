@@ -1,0 +1,1 @@
+"""Command handlers: each runs one command in one unit of work."""

@@ -1,0 +1,321 @@
+"""Placing, cancelling and shipping orders."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from writes import rules
+from writes.clock import iso, now_ms
+from writes.commands import Actor, CancelOrder, PlaceOrder, ShipOrder
+from writes.errors import (
+    Forbidden,
+    InsufficientStock,
+    InvalidTransition,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
+from writes.events import (
+    OrderCancelled,
+    OrderCustomerData,
+    OrderLineData,
+    OrderPlaced,
+    OrderShipped,
+    RestockedLine,
+)
+from writes.models import Customer, IdempotencyKey, Order, OrderLine, Product
+from writes.unit_of_work import UnitOfWork
+from writes.views import Committed, OrderCustomerView, OrderLineView, OrderView
+
+
+async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
+    """Reserve stock for every line (all or nothing) and record the order.
+
+    With an idempotencyKey the first successful result is stored in the same
+    transaction and returned again for every retry, concurrent or later.
+    """
+    actor = uow.signed_in()
+    key = rules.idempotency_key(cmd.idempotency_key)
+    quantities = rules.order_lines(cmd.lines)
+    # Before the key: a token naming no customer must not reach the key's foreign key.
+    customer = await uow.session.get(Customer, actor.customer_id)
+    if customer is None:
+        raise Unauthenticated
+    if key is not None:
+        replay = await _claim_key(uow, actor, key, _request_hash(cmd))
+        if replay is not None:
+            return replay
+
+    # Locks in id order, so two orders sharing products cannot deadlock.
+    products = {
+        p.id: p
+        for p in await uow.session.scalars(
+            select(Product).where(Product.id.in_(quantities)).order_by(Product.id).with_for_update()
+        )
+    }
+    for line in cmd.lines:
+        product_id = uuid.UUID(line.product_id)
+        product = products.get(product_id)
+        if product is None:
+            raise NotFound("product", line.product_id)
+        if product.stock < line.quantity:
+            raise InsufficientStock(line.product_id, line.quantity, product.stock)
+
+    now = now_ms()
+    lines = []
+    for product_id, quantity in quantities.items():
+        product = products[product_id]
+        product.stock -= quantity
+        product.units_sold += quantity
+        product.updated_at = now
+        lines.append(
+            OrderLineView(product.id, product.sku, product.name, product.price_cents, quantity)
+        )
+    order = Order(
+        id=uuid.uuid4(),
+        customer_id=customer.id,
+        status="PLACED",
+        item_count=sum(line.quantity for line in lines),
+        total_cents=sum(line.line_total_cents for line in lines),
+        placed_at=now,
+        updated_at=now,
+        version=1,
+    )
+    uow.session.add(order)
+    await uow.session.flush()
+    uow.session.add_all(
+        OrderLine(
+            order_id=order.id,
+            line_no=number,
+            product_id=line.product_id,
+            sku=line.sku,
+            name=line.name,
+            unit_price_cents=line.unit_price_cents,
+            quantity=line.quantity,
+        )
+        for number, line in enumerate(lines, start=1)
+    )
+    view = OrderView(
+        id=order.id,
+        status=order.status,
+        customer=OrderCustomerView(customer.id, customer.name, customer.email),
+        lines=tuple(lines),
+        item_count=order.item_count,
+        total_cents=order.total_cents,
+        placed_at=now,
+        updated_at=now,
+        version=order.version,
+    )
+    uow.record(_placed_event(view), stream_id=order.id, stream_version=order.version)
+    if key is None:
+        return Committed(view, await uow.commit())
+    # The position is only known after the append: store it in the same commit.
+    key_row = await uow.session.get(IdempotencyKey, (actor.customer_id, key))
+    assert key_row is not None
+    key_row.order_id = order.id
+    key_row.result = order_to_json(view)
+    position = await uow.commit_with(lambda p: setattr(key_row, "position", p))
+    return Committed(view, position)
+
+
+async def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> Committed[OrderView]:
+    """Cancel a placed order (its owner or an admin) and put its units back in stock."""
+    actor = uow.signed_in()
+    order = await _locked_order(uow, cmd.order_id)
+    if order.customer_id != actor.customer_id and not actor.is_admin:
+        raise Forbidden("only the customer who placed this order or an admin may cancel it")
+    _transition(order, "CANCELLED")
+    lines = await _lines(uow, order.id)
+    products = await uow.session.scalars(
+        select(Product)
+        .where(Product.id.in_([line.product_id for line in lines]))
+        .order_by(Product.id)
+        .with_for_update()
+    )
+    returned = {line.product_id: line.quantity for line in lines}
+    for product in products:
+        product.stock += returned[product.id]
+        product.units_sold -= returned[product.id]
+        product.updated_at = order.updated_at
+    uow.record(
+        OrderCancelled(
+            order_id=str(order.id),
+            customer_id=str(order.customer_id),
+            lines=tuple(
+                RestockedLine(str(line.product_id), line.quantity, line.line_total_cents)
+                for line in lines
+            ),
+            total_cents=order.total_cents,
+            placed_at=iso(order.placed_at),
+            cancelled_at=iso(order.updated_at),
+        ),
+        stream_id=order.id,
+        stream_version=order.version,
+    )
+    view = await order_view(uow, order, lines)
+    return Committed(view, await uow.commit())
+
+
+async def ship_order(cmd: ShipOrder, uow: UnitOfWork) -> Committed[OrderView]:
+    """Mark a placed order shipped (admins only)."""
+    uow.admin()
+    order = await _locked_order(uow, cmd.order_id)
+    _transition(order, "SHIPPED")
+    uow.record(
+        OrderShipped(
+            order_id=str(order.id),
+            customer_id=str(order.customer_id),
+            shipped_at=iso(order.updated_at),
+        ),
+        stream_id=order.id,
+        stream_version=order.version,
+    )
+    view = await order_view(uow, order, await _lines(uow, order.id))
+    return Committed(view, await uow.commit())
+
+
+async def order_view(uow: UnitOfWork, order: Order, lines: list[OrderLineView]) -> OrderView:
+    """The committed state of an order with its customer and lines."""
+    customer = await uow.session.get(Customer, order.customer_id)
+    assert customer is not None  # orders.customer_id is a foreign key
+    return OrderView(
+        id=order.id,
+        status=order.status,
+        customer=OrderCustomerView(customer.id, customer.name, customer.email),
+        lines=tuple(lines),
+        item_count=order.item_count,
+        total_cents=order.total_cents,
+        placed_at=order.placed_at,
+        updated_at=order.updated_at,
+        version=order.version,
+    )
+
+
+async def _claim_key(
+    uow: UnitOfWork, actor: Actor, key: str, request_hash: str
+) -> Committed[OrderView] | None:
+    """Claim the key for this request, or return the result stored by whoever claimed it.
+
+    A concurrent claim of the same key blocks on the unique index until the first
+    transaction ends, so a retry never races the original.
+    """
+    claimed = await uow.session.scalar(
+        pg_insert(IdempotencyKey)
+        .values(
+            customer_id=actor.customer_id,
+            key=key,
+            request_hash=request_hash,
+            created_at=now_ms(),
+        )
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    if claimed is not None:
+        return None
+    stored = await uow.session.get(IdempotencyKey, (actor.customer_id, key))
+    # A visible key row was committed together with its result (see place_order).
+    assert stored is not None
+    assert stored.result is not None
+    assert stored.position is not None
+    if stored.request_hash != request_hash:
+        raise ValidationFailed("idempotencyKey", "this key was already used for a different order")
+    return Committed(order_from_json(stored.result), stored.position)
+
+
+def _request_hash(cmd: PlaceOrder) -> str:
+    lines = [[line.product_id.lower(), line.quantity] for line in cmd.lines]
+    return hashlib.sha256(json.dumps(lines).encode()).hexdigest()
+
+
+async def _locked_order(uow: UnitOfWork, raw_id: str) -> Order:
+    order_id = rules.entity_id(raw_id, "order")
+    order = await uow.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise NotFound("order", raw_id)
+    return order
+
+
+def _transition(order: Order, to_status: str) -> None:
+    if not rules.can_transition(order.status, to_status):
+        raise InvalidTransition(order.status, to_status)
+    order.status = to_status
+    order.version += 1
+    order.updated_at = now_ms()
+
+
+async def _lines(uow: UnitOfWork, order_id: uuid.UUID) -> list[OrderLineView]:
+    rows = await uow.session.scalars(
+        select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
+    )
+    return [
+        OrderLineView(r.product_id, r.sku, r.name, r.unit_price_cents, r.quantity) for r in rows
+    ]
+
+
+def _placed_event(view: OrderView) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=str(view.id),
+        customer=OrderCustomerData(str(view.customer.id), view.customer.name, view.customer.email),
+        lines=tuple(
+            OrderLineData(
+                str(line.product_id),
+                line.sku,
+                line.name,
+                line.unit_price_cents,
+                line.quantity,
+                line.line_total_cents,
+            )
+            for line in view.lines
+        ),
+        item_count=view.item_count,
+        total_cents=view.total_cents,
+        placed_at=iso(view.placed_at),
+    )
+
+
+def order_to_json(view: OrderView) -> dict[str, Any]:
+    """An order as stored with its idempotency key."""
+    return {
+        "id": str(view.id),
+        "status": view.status,
+        "customer": {
+            "id": str(view.customer.id),
+            "name": view.customer.name,
+            "email": view.customer.email,
+        },
+        "lines": [
+            [str(ln.product_id), ln.sku, ln.name, ln.unit_price_cents, ln.quantity]
+            for ln in view.lines
+        ],
+        "item_count": view.item_count,
+        "total_cents": view.total_cents,
+        "placed_at": iso(view.placed_at),
+        "updated_at": iso(view.updated_at),
+        "version": view.version,
+    }
+
+
+def order_from_json(data: dict[str, Any]) -> OrderView:
+    """The inverse of `order_to_json`."""
+    customer = data["customer"]
+    return OrderView(
+        id=uuid.UUID(data["id"]),
+        status=data["status"],
+        customer=OrderCustomerView(uuid.UUID(customer["id"]), customer["name"], customer["email"]),
+        lines=tuple(
+            OrderLineView(uuid.UUID(pid), sku, name, price, qty)
+            for pid, sku, name, price, qty in data["lines"]
+        ),
+        item_count=data["item_count"],
+        total_cents=data["total_cents"],
+        placed_at=datetime.fromisoformat(data["placed_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+        version=data["version"],
+    )

@@ -1,0 +1,130 @@
+"""Pure business rules for command input: no I/O, so unit tests need no services."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+from email_validator import EmailNotValidError, validate_email
+
+from writes.commands import OrderLineRequest
+from writes.errors import NotFound, ValidationFailed
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 5000
+MAX_EMAIL = 254
+MIN_PASSWORD, MAX_PASSWORD = 10, 200
+MAX_PRICE_CENTS = 10**9
+# Stock and quantities travel as GraphQL Int (32-bit); this bound keeps every sum in range.
+MAX_STOCK = 10**9
+MIN_LINES, MAX_LINES = 1, 50
+MIN_QUANTITY, MAX_QUANTITY = 1, 1000
+MAX_IDEMPOTENCY_KEY = 200
+SKU_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def email(value: str) -> str:
+    """A valid address of at most 254 characters, normalized to lower case."""
+    if len(value) > MAX_EMAIL:
+        raise ValidationFailed("email", f"must be at most {MAX_EMAIL} characters")
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed("email", f"is not a valid address: {exc}") from None
+    return checked.normalized.lower()
+
+
+def name(value: str, field: str = "name") -> str:
+    """A non-blank display name of at most 200 characters, trimmed."""
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValidationFailed(field, "must not be blank")
+    if len(trimmed) > MAX_NAME:
+        raise ValidationFailed(field, f"must be at most {MAX_NAME} characters")
+    return trimmed
+
+
+def password(value: str) -> str:
+    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise ValidationFailed(
+            "password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
+        )
+    return value
+
+
+def sku(value: str) -> str:
+    if not SKU_PATTERN.fullmatch(value):
+        raise ValidationFailed("sku", "must be 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'")
+    return value
+
+
+def description(value: str) -> str:
+    if len(value) > MAX_DESCRIPTION:
+        raise ValidationFailed("description", f"must be at most {MAX_DESCRIPTION} characters")
+    return value
+
+
+def price_cents(value: int, field: str = "priceCents") -> int:
+    if not 0 <= value <= MAX_PRICE_CENTS:
+        raise ValidationFailed(field, f"must be between 0 and {MAX_PRICE_CENTS} cents")
+    return value
+
+
+def stock(value: int, field: str = "stock") -> int:
+    if not 0 <= value <= MAX_STOCK:
+        raise ValidationFailed(field, f"must be between 0 and {MAX_STOCK}")
+    return value
+
+
+def restock_quantity(quantity: int, current_stock: int) -> int:
+    """A positive quantity that keeps stock within its bound."""
+    if quantity < 1:
+        raise ValidationFailed("quantity", "must be at least 1")
+    if current_stock + quantity > MAX_STOCK:
+        raise ValidationFailed(
+            "quantity", f"would take stock above {MAX_STOCK} (now {current_stock})"
+        )
+    return quantity
+
+
+def entity_id(value: str, kind: str) -> UUID:
+    """The UUID an id names; a malformed one names nothing, so it is not found."""
+    try:
+        return UUID(value)
+    except ValueError:
+        raise NotFound(kind, value) from None
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed(
+            "idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters long"
+        )
+    return value
+
+
+def order_lines(lines: tuple[OrderLineRequest, ...]) -> dict[UUID, int]:
+    """Quantities by product for 1-50 lines of 1-1000 units, each product once."""
+    if not MIN_LINES <= len(lines) <= MAX_LINES:
+        raise ValidationFailed("lines", f"an order has {MIN_LINES} to {MAX_LINES} lines")
+    quantities: dict[UUID, int] = {}
+    for index, line in enumerate(lines):
+        if not MIN_QUANTITY <= line.quantity <= MAX_QUANTITY:
+            raise ValidationFailed(
+                f"lines[{index}].quantity",
+                f"must be between {MIN_QUANTITY} and {MAX_QUANTITY}",
+            )
+        product_id = entity_id(line.product_id, "product")
+        if product_id in quantities:
+            raise ValidationFailed(
+                f"lines[{index}].productId", "the product appears on another line already"
+            )
+        quantities[product_id] = line.quantity
+    return quantities
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    """Orders move PLACED -> SHIPPED or PLACED -> CANCELLED only."""
+    return from_status == "PLACED" and to_status in {"SHIPPED", "CANCELLED"}

@@ -1,0 +1,132 @@
+"""One transaction per command, with the events it produced appended in the same commit."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from writes.commands import Actor
+from writes.errors import Forbidden, Unauthenticated
+from writes.events import SCHEMA_VERSION, DomainEvent
+from writes.models import EventRecord
+
+# Appends take this transaction-scoped advisory lock, so positions become visible in
+# commit order and a reader never sees position N+1 while N may still commit
+# (docs/decisions/0003-serialized-event-appends.md).
+EVENT_LOG_LOCK = 0x5B09_E7E4
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandMetadata:
+    """Who asked and why, recorded on every event the command produces."""
+
+    actor: Actor | None
+    correlation_id: str
+    causation_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class UnitOfWork:
+    """Rolls back unless `commit()` is called; `commit()` appends the recorded events first."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], meta: CommandMetadata) -> None:
+        self._sessions = sessions
+        self.meta = meta
+        self._pending: list[dict[str, Any]] = []
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessions()
+        await self.session.begin()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    @property
+    def actor(self) -> Actor | None:
+        return self.meta.actor
+
+    def signed_in(self) -> Actor:
+        """The actor, or Unauthenticated when the command came without one."""
+        if self.meta.actor is None:
+            raise Unauthenticated
+        return self.meta.actor
+
+    def admin(self) -> Actor:
+        """The actor if an admin, else Unauthenticated / Forbidden."""
+        actor = self.signed_in()
+        if not actor.is_admin:
+            raise Forbidden("only an admin may do this")
+        return actor
+
+    def record(self, event: DomainEvent, stream_id: uuid.UUID, stream_version: int) -> None:
+        """Queue an event for the commit; `stream_version` is the aggregate's new version."""
+        actor = self.meta.actor
+        self._pending.append(
+            {
+                "event_id": uuid.uuid4(),
+                "stream_type": event.stream_type,
+                "stream_id": stream_id,
+                "stream_version": stream_version,
+                "type": type(event).__name__,
+                "data": dataclasses.asdict(event),
+                "metadata_": {
+                    "correlation_id": self.meta.correlation_id,
+                    "causation_id": self.meta.causation_id,
+                    "actor": (
+                        None
+                        if actor is None
+                        else {"id": str(actor.customer_id), "role": actor.role.value}
+                    ),
+                    "schema_version": SCHEMA_VERSION,
+                },
+            }
+        )
+
+    async def commit(self) -> int:
+        """Append the recorded events and commit; returns the position of the last one.
+
+        With nothing recorded it returns the log's head, which is still a valid
+        read-your-writes position for the caller.
+        """
+        return await self.commit_with(None)
+
+    async def commit_with(self, on_position: Callable[[int], None] | None) -> int:
+        """`commit()`, letting the handler store the position in a row of the same commit."""
+        if self._pending:
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK}
+            )
+            positions = await self.session.scalars(
+                insert(EventRecord).returning(EventRecord.position), self._pending
+            )
+            position = max(positions.all())
+        else:
+            position = await head_position(self.session)
+        if on_position is not None:
+            on_position(position)
+        await self.session.commit()
+        self._committed = True
+        self._pending.clear()
+        return position
+
+
+async def head_position(session: AsyncSession) -> int:
+    """The highest committed position in the event log (0 when empty)."""
+    head = await session.scalar(select(func.coalesce(func.max(EventRecord.position), 0)))
+    return int(head or 0)
