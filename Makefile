@@ -1,13 +1,14 @@
 # The whole set-up on a fresh machine with Python 3.11+ and make:
 #   make dev    install, start embedded services, migrate, serve GraphiQL on :8000
-#   make test   install, then ruff, mypy and the whole pytest suite
+#   make test   install, then ruff, mypy, the whole pytest suite and the benchmark smoke run
+#   make bench  the benchmarks side by side with their baselines; rewrites docs/benchmarks.md
 PYTHON ?= python3
 VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
 CODE := app schema writes reads workers tests bench
 
-.PHONY: dev test install lint typecheck
+.PHONY: dev test install lint typecheck bench bench-smoke
 
 install: $(VENV)/.synced
 
@@ -30,3 +31,11 @@ typecheck: install
 
 test: lint typecheck
 	$(VENV)/bin/pytest
+	$(MAKE) --no-print-directory bench-smoke
+
+# Tiny sizes and two short rounds of every row: keeps the harness from rotting; asserts no targets.
+bench-smoke: install
+	$(VENV)/bin/python -m bench --smoke
+
+bench: install
+	$(VENV)/bin/python -m bench

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import jwt
 
 from schema.errors import ApiError
 from writes.commands import Actor, Role
+
+# Tokens verified recently, so a client's every request does not pay for HMAC and JSON
+# decoding again (8% of an order(id) request in the profile); expiry is still checked.
+VERIFIED_TOKENS = 4096
 
 
 @dataclass(frozen=True)
@@ -18,10 +24,14 @@ class TokenService:
     algorithm: str
     ttl_seconds: int
     issuer: str
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
+    _verified: OrderedDict[str, tuple[Actor, int]] = field(
+        default_factory=OrderedDict, compare=False, repr=False
+    )
 
     def issue(self, customer_id: uuid.UUID, role: str) -> str:
         """A signed token for the customer, valid for ttl_seconds."""
-        now = int(time.time())
+        now = int(self.clock())
         claims = {
             "sub": str(customer_id),
             "role": role,
@@ -33,6 +43,20 @@ class TokenService:
 
     def verify(self, token: str) -> Actor:
         """The actor a token names; ApiError UNAUTHENTICATED when it is bad or expired."""
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._decode(token)
+            self._verified[token] = verified
+            if len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        else:
+            self._verified.move_to_end(token)
+        actor, expires = verified
+        if self.clock() >= expires:
+            raise _expired()
+        return actor
+
+    def _decode(self, token: str) -> tuple[Actor, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -41,11 +65,9 @@ class TokenService:
                 issuer=self.issuer,
                 options={"require": ["sub", "role", "exp", "iat", "iss"]},
             )
-            return Actor(uuid.UUID(claims["sub"]), Role(claims["role"]))
+            return Actor(uuid.UUID(claims["sub"]), Role(claims["role"])), int(claims["exp"])
         except jwt.ExpiredSignatureError:
-            raise ApiError(
-                "UNAUTHENTICATED", "the bearer token has expired: sign in again"
-            ) from None
+            raise _expired() from None
         except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
             raise ApiError(
                 "UNAUTHENTICATED", "the bearer token is not valid: sign in again"
@@ -59,3 +81,7 @@ class TokenService:
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError("UNAUTHENTICATED", "the Authorization header must be 'Bearer <token>'")
         return self.verify(token.strip())
+
+
+def _expired() -> ApiError:
+    return ApiError("UNAUTHENTICATED", "the bearer token has expired: sign in again")

@@ -290,3 +290,23 @@ def test_a_garbage_consistency_token_is_bad_user_input(token: str) -> None:
     with pytest.raises(ApiError) as refused:
         decode_token(token)
     assert refused.value.code == "BAD_USER_INPUT"
+
+
+def test_a_verified_token_is_remembered_but_still_expires() -> None:
+    """Verification is cached per token; the cached entry still honours `exp`."""
+    offset = [0.0]
+    tokens = service(ttl_seconds=60, clock=lambda: time.time() + offset[0])
+    customer = uuid.uuid4()
+    token = tokens.issue(customer, "CUSTOMER")
+
+    assert tokens.verify(token) == Actor(customer, Role.CUSTOMER)
+    assert tokens.verify(token) == Actor(customer, Role.CUSTOMER)
+    offset[0] = 61.0
+    with pytest.raises(ApiError, match="expired"):
+        tokens.verify(token)
+    # A bad token is never remembered as good.
+    tampered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    offset[0] = 0.0
+    for _ in range(2):
+        with pytest.raises(ApiError, match="not valid"):
+            tokens.verify(tampered)
