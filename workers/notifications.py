@@ -16,11 +16,6 @@ def projections_channel(redis_prefix: str) -> str:
     return f"{redis_prefix}:projections"
 
 
-def wake_channel(redis_prefix: str) -> str:
-    """The channel that wakes every worker's projection loops."""
-    return f"{redis_prefix}:wake"
-
-
 async def publish_batch(
     redis: Redis,
     redis_prefix: str,

@@ -20,13 +20,12 @@ from pymongo import AsyncMongoClient
 
 from reads.documents import ensure_indexes
 from workers.config import WorkerConfig
-from workers.notifications import wake_channel
 from workers.projectors import PROJECTORS
 from workers.runner import ProjectionRunner
 from workers.state import load_state
 from workers.supervisor import Supervisor
 from writes.db import create_engine
-from writes.nudge import PROJECT_EVENTS_JOB, deserialize_job, serialize_job
+from writes.nudge import PROJECT_EVENTS_JOB, deserialize_job, serialize_job, wake_channel
 
 log = logging.getLogger(__name__)
 

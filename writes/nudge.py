@@ -42,27 +42,40 @@ def arq_redis(url: str, timeout_s: float = 2.0) -> ArqRedis:
     )
 
 
+def wake_channel(redis_prefix: str) -> str:
+    """The pub/sub channel that wakes every worker's projection loops at once."""
+    return f"{redis_prefix}:wake"
+
+
 def queue_name(redis_prefix: str) -> str:
     """The arq queue of one deployment (a prefix keeps test runs apart)."""
     return f"{redis_prefix}:queue"
 
 
 class ArqNudger:
-    """Enqueues the projection job under a fixed job id, so a burst of commits queues it once."""
+    """Wakes listening workers at once, and enqueues the projection job for the others.
+
+    The wake-up is a pub/sub message: workers listening get it within a millisecond,
+    where the job waits for arq's next poll of the queue (up to poll_delay). The job,
+    under a fixed id so a burst of commits queues it once, still reaches a worker that
+    was not listening at that moment (starting, or reconnecting to Redis).
+    """
 
     def __init__(self, redis: ArqRedis, redis_prefix: str) -> None:
         self._redis = redis
         self._queue = queue_name(redis_prefix)
+        self._wake = wake_channel(redis_prefix)
         self._job_id = f"{redis_prefix}:nudge"
 
     async def nudge(self) -> None:
         """Never raises: a lost nudge only delays projection until the worker's catch-up."""
         try:
-            await asyncio.wait_for(
-                self._redis.enqueue_job(
-                    PROJECT_EVENTS_JOB, _job_id=self._job_id, _queue_name=self._queue
-                ),
-                NUDGE_TIMEOUT_S,
-            )
+            await asyncio.wait_for(self._send(), NUDGE_TIMEOUT_S)
         except Exception as exc:  # any Redis failure: the command must not fail
             log.warning("could not nudge the projection worker: %s", exc)
+
+    async def _send(self) -> None:
+        await self._redis.publish(self._wake, b"wake")
+        await self._redis.enqueue_job(
+            PROJECT_EVENTS_JOB, _job_id=self._job_id, _queue_name=self._queue
+        )

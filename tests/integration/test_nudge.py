@@ -14,7 +14,7 @@ from tests.support import event_count, free_port, unique
 from writes.bus import MessageBus
 from writes.commands import SignUp
 from writes.db import session_factory
-from writes.nudge import NUDGE_TIMEOUT_S, ArqNudger, arq_redis, queue_name
+from writes.nudge import NUDGE_TIMEOUT_S, ArqNudger, arq_redis, queue_name, wake_channel
 from writes.unit_of_work import CommandMetadata
 
 
@@ -30,6 +30,29 @@ async def test_a_burst_of_nudges_queues_one_job(settings: Settings) -> None:
         nudger = ArqNudger(redis, prefix)
         for _ in range(5):
             await nudger.nudge()
+        assert await redis.zcard(queue_name(prefix)) == 1
+    finally:
+        await redis.delete(queue_name(prefix))
+        await redis.aclose(close_connection_pool=True)
+
+
+async def test_a_nudge_wakes_listening_workers_without_waiting_for_the_queue(
+    settings: Settings,
+) -> None:
+    """Workers listening on the wake channel hear of a commit before arq polls the queue."""
+    assert settings.redis_url is not None
+    prefix = f"{settings.redis_prefix}:{unique('wake')}"
+    redis = _redis(settings.redis_url)
+    try:
+        async with redis.pubsub() as pubsub:
+            await pubsub.subscribe(wake_channel(prefix))
+            confirmed = await pubsub.get_message(timeout=5)
+            assert confirmed is not None
+            assert confirmed["type"] == "subscribe"
+            await ArqNudger(redis, prefix).nudge()
+            message = await pubsub.get_message(timeout=5)
+        assert message is not None
+        assert (message["type"], message["data"]) == ("message", b"wake")
         assert await redis.zcard(queue_name(prefix)) == 1
     finally:
         await redis.delete(queue_name(prefix))
