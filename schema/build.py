@@ -21,6 +21,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.customers import CustomerMutations
+from schema.execution import PlainDataExecutionContext
 from schema.extensions import ConsistencyReport, ErrorCodes
 from schema.orders import OrderMutations
 from schema.products import ProductMutations
@@ -61,14 +62,25 @@ def validation_rules(
     return rules
 
 
+def _hooks_fields(factory: Callable[[], SchemaExtension]) -> bool:
+    """Whether an extension (class or partial of one) overrides the per-field hook."""
+    extension = factory.func if isinstance(factory, partial) else factory
+    return getattr(extension, "resolve", SchemaExtension.resolve) is not SchemaExtension.resolve
+
+
 def build_schema(
     *,
     max_depth: int = 10,
     max_tokens: int = 2000,
     max_aliases: int = 15,
     introspection: bool = True,
+    plain_data_shortcut: bool = True,
 ) -> strawberry.Schema:
-    """The API schema; limits come from settings."""
+    """The API schema; limits come from settings.
+
+    `plain_data_shortcut=False` executes every field through graphql-core's standard
+    pipeline (schema/execution.py explains the shortcut; tests compare the two).
+    """
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
         ConsistencyReport,
@@ -77,10 +89,13 @@ def build_schema(
         partial(AddValidationRules, validation_rules(max_depth, max_aliases, introspection)),
         ValidationCache,
     ]
+    if plain_data_shortcut and any(map(_hooks_fields, extensions)):
+        raise ValueError("field-level extension hooks would be skipped by the plain-data shortcut")
     return ShopSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=PlainDataExecutionContext if plain_data_shortcut else None,
     )
