@@ -20,6 +20,8 @@ from writes.models import EventRecord
 # commit order and a reader never sees position N+1 while N may still commit
 # (docs/decisions/0003-serialized-event-appends.md).
 EVENT_LOG_LOCK = 0x5B09_E7E4
+_TAKE_APPEND_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_APPEND = insert(EventRecord).returning(EventRecord.position)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,12 +111,11 @@ class UnitOfWork:
     async def commit_with(self, on_position: Callable[[int], None] | None) -> int:
         """`commit()`, letting the handler store the position in a row of the same commit."""
         if self._pending:
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK}
-            )
-            positions = await self.session.scalars(
-                insert(EventRecord).returning(EventRecord.position), self._pending
-            )
+            # Every row change goes out before the lock is taken: the lock serializes
+            # all writers, so only the append itself should run while it is held.
+            await self.session.flush()
+            await self.session.execute(_TAKE_APPEND_LOCK, {"key": EVENT_LOG_LOCK})
+            positions = await self.session.scalars(_APPEND, self._pending)
             position = max(positions.all())
         else:
             position = await head_position(self.session)

@@ -6,9 +6,10 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, any_, bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from writes import rules
@@ -34,6 +35,30 @@ from writes.models import Customer, IdempotencyKey, Order, OrderLine, Product
 from writes.unit_of_work import UnitOfWork
 from writes.views import Committed, OrderCustomerView, OrderLineView, OrderView
 
+# Placing an order is the hot command: its statements are Core, built once, so a call
+# pays neither the ORM's unit of work nor building SQL expressions again (py-spy: the
+# ORM flush and expression building were a third of the command's CPU). Stock is taken
+# and lines inserted in one statement each, not one per line.
+_CUSTOMER = select(Customer.id, Customer.name, Customer.email).where(Customer.id == bindparam("id"))
+_LOCK_PRODUCTS = (
+    select(Product.id, Product.sku, Product.name, Product.price_cents, Product.stock)
+    .where(Product.id == any_(bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+    .order_by(Product.id)
+    .with_for_update()
+)
+_ORDERS = cast("Table", Order.__table__)
+_ORDER_LINES = cast("Table", OrderLine.__table__)
+_TAKE_STOCK = text(
+    """
+    UPDATE products
+    SET stock = products.stock - taken.quantity,
+        units_sold = products.units_sold + taken.quantity,
+        updated_at = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:quantities AS integer[])) AS taken(id, quantity)
+    WHERE products.id = taken.id
+    """
+)
+
 
 async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
     """Reserve stock for every line (all or nothing) and record the order.
@@ -45,7 +70,7 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
     key = rules.idempotency_key(cmd.idempotency_key)
     quantities = rules.order_lines(cmd.lines)
     # Before the key: a token naming no customer must not reach the key's foreign key.
-    customer = await uow.session.get(Customer, actor.customer_id)
+    customer = (await uow.session.execute(_CUSTOMER, {"id": actor.customer_id})).one_or_none()
     if customer is None:
         raise Unauthenticated
     if key is not None:
@@ -54,72 +79,69 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
             return replay
 
     # Locks in id order, so two orders sharing products cannot deadlock.
-    products = {
-        p.id: p
-        for p in await uow.session.scalars(
-            select(Product).where(Product.id.in_(quantities)).order_by(Product.id).with_for_update()
-        )
-    }
+    rows = await uow.session.execute(_LOCK_PRODUCTS, {"ids": list(quantities)})
+    products = {row.id: row for row in rows}
     for line in cmd.lines:
-        product_id = uuid.UUID(line.product_id)
-        product = products.get(product_id)
+        product = products.get(uuid.UUID(line.product_id))
         if product is None:
             raise NotFound("product", line.product_id)
         if product.stock < line.quantity:
             raise InsufficientStock(line.product_id, line.quantity, product.stock)
 
     now = now_ms()
-    lines = []
-    for product_id, quantity in quantities.items():
-        product = products[product_id]
-        product.stock -= quantity
-        product.units_sold += quantity
-        product.updated_at = now
-        lines.append(
-            OrderLineView(product.id, product.sku, product.name, product.price_cents, quantity)
-        )
-    order = Order(
+    lines = tuple(
+        OrderLineView(product.id, product.sku, product.name, product.price_cents, quantity)
+        for product, quantity in ((products[pid], q) for pid, q in quantities.items())
+    )
+    view = OrderView(
         id=uuid.uuid4(),
-        customer_id=customer.id,
         status="PLACED",
+        customer=OrderCustomerView(customer.id, customer.name, customer.email),
+        lines=lines,
         item_count=sum(line.quantity for line in lines),
         total_cents=sum(line.line_total_cents for line in lines),
         placed_at=now,
         updated_at=now,
         version=1,
     )
-    uow.session.add(order)
-    await uow.session.flush()
-    uow.session.add_all(
-        OrderLine(
-            order_id=order.id,
-            line_no=number,
-            product_id=line.product_id,
-            sku=line.sku,
-            name=line.name,
-            unit_price_cents=line.unit_price_cents,
-            quantity=line.quantity,
+    await uow.session.execute(
+        _TAKE_STOCK, {"ids": list(quantities), "quantities": list(quantities.values()), "now": now}
+    )
+    await uow.session.execute(
+        insert(_ORDERS).values(
+            id=view.id,
+            customer_id=customer.id,
+            status=view.status,
+            item_count=view.item_count,
+            total_cents=view.total_cents,
+            placed_at=now,
+            updated_at=now,
+            version=view.version,
         )
-        for number, line in enumerate(lines, start=1)
     )
-    view = OrderView(
-        id=order.id,
-        status=order.status,
-        customer=OrderCustomerView(customer.id, customer.name, customer.email),
-        lines=tuple(lines),
-        item_count=order.item_count,
-        total_cents=order.total_cents,
-        placed_at=now,
-        updated_at=now,
-        version=order.version,
+    await uow.session.execute(
+        insert(_ORDER_LINES).values(
+            [
+                {
+                    "order_id": view.id,
+                    "line_no": number,
+                    "product_id": line.product_id,
+                    "sku": line.sku,
+                    "name": line.name,
+                    "unit_price_cents": line.unit_price_cents,
+                    "quantity": line.quantity,
+                }
+                for number, line in enumerate(lines, start=1)
+            ]
+        )
     )
-    uow.record(_placed_event(view), stream_id=order.id, stream_version=order.version)
+    uow.record(_placed_event(view), stream_id=view.id, stream_version=view.version)
     if key is None:
         return Committed(view, await uow.commit())
     # The position is only known after the append: store it in the same commit.
     key_row = await uow.session.get(IdempotencyKey, (actor.customer_id, key))
     assert key_row is not None
-    key_row.order_id = order.id
+    key_row.order_id = view.id
     key_row.result = order_to_json(view)
     position = await uow.commit_with(lambda p: setattr(key_row, "position", p))
     return Committed(view, position)
