@@ -46,8 +46,17 @@ _LOCK_PRODUCTS = (
     .order_by(Product.id)
     .with_for_update()
 )
-_ORDERS = cast("Table", Order.__table__)
-_ORDER_LINES = cast("Table", OrderLine.__table__)
+_INSERT_ORDER = insert(cast("Table", Order.__table__))
+_INSERT_LINES = text(
+    """
+    INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
+    SELECT :order_id, line.*
+    FROM unnest(
+        CAST(:line_nos AS integer[]), CAST(:product_ids AS uuid[]), CAST(:skus AS text[]),
+        CAST(:names AS text[]), CAST(:prices AS bigint[]), CAST(:quantities AS integer[])
+    ) AS line
+    """
+)
 _TAKE_STOCK = text(
     """
     UPDATE products
@@ -108,32 +117,29 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
         _TAKE_STOCK, {"ids": list(quantities), "quantities": list(quantities.values()), "now": now}
     )
     await uow.session.execute(
-        insert(_ORDERS).values(
-            id=view.id,
-            customer_id=customer.id,
-            status=view.status,
-            item_count=view.item_count,
-            total_cents=view.total_cents,
-            placed_at=now,
-            updated_at=now,
-            version=view.version,
-        )
+        _INSERT_ORDER,
+        {
+            "id": view.id,
+            "customer_id": customer.id,
+            "status": view.status,
+            "item_count": view.item_count,
+            "total_cents": view.total_cents,
+            "placed_at": now,
+            "updated_at": now,
+            "version": view.version,
+        },
     )
     await uow.session.execute(
-        insert(_ORDER_LINES).values(
-            [
-                {
-                    "order_id": view.id,
-                    "line_no": number,
-                    "product_id": line.product_id,
-                    "sku": line.sku,
-                    "name": line.name,
-                    "unit_price_cents": line.unit_price_cents,
-                    "quantity": line.quantity,
-                }
-                for number, line in enumerate(lines, start=1)
-            ]
-        )
+        _INSERT_LINES,
+        {
+            "order_id": view.id,
+            "line_nos": list(range(1, len(lines) + 1)),
+            "product_ids": [line.product_id for line in lines],
+            "skus": [line.sku for line in lines],
+            "names": [line.name for line in lines],
+            "prices": [line.unit_price_cents for line in lines],
+            "quantities": [line.quantity for line in lines],
+        },
     )
     uow.record(_placed_event(view), stream_id=view.id, stream_version=view.version)
     if key is None:
