@@ -18,6 +18,7 @@ WORKER_RESTART_PAUSE_S = 1.0
 
 def run(settings: Settings, _: argparse.Namespace) -> int:
     """`shop worker`: the arq projection worker, started over whenever Redis comes back."""
+    import uvloop
     from arq.connections import RedisSettings
     from arq.worker import create_worker
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -75,7 +76,7 @@ def run(settings: Settings, _: argparse.Namespace) -> int:
 
         # arq's poll loop ends when Redis goes away. Redis only wakes the projections
         # (the event log is the source of truth), so the worker starts over, no operator needed.
-        while asyncio.run(run_until_stopped()):
+        while uvloop.run(run_until_stopped()):
             signal.signal(signal.SIGTERM, terminate)  # the closed event loop reset it
             time.sleep(WORKER_RESTART_PAUSE_S)
     return 0

@@ -7,10 +7,11 @@ reading `position > checkpoint` in order never skips an event.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.projection import StoredEvent
@@ -19,10 +20,29 @@ from writes.models import EventRecord
 
 async def read_events(engine: AsyncEngine, after: int, limit: int) -> list[StoredEvent]:
     """Up to `limit` events with positions above `after`, oldest first."""
-    return await _read(
-        engine,
-        _EVENT.where(EventRecord.position > after).order_by(EventRecord.position).limit(limit),
-    )
+    return await _read(engine, _AFTER, {"after": after, "limit": limit})
+
+
+class SharedLogReader:
+    """One worker's projections, woken together at the same position, share one read.
+
+    A projection joining a read already under way may miss an event committed just
+    after it was sent; it reads again after that batch, as it always does.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._reading: dict[tuple[int, int], asyncio.Task[list[StoredEvent]]] = {}
+
+    async def read_events(self, after: int, limit: int) -> list[StoredEvent]:
+        key = (after, limit)
+        read = self._reading.get(key)
+        if read is None:
+            read = asyncio.ensure_future(read_events(self._engine, after, limit))
+            self._reading[key] = read
+            read.add_done_callback(lambda _: self._reading.pop(key, None))
+        # Shielded: one projection's cancellation must not cancel the others' read.
+        return await asyncio.shield(read)
 
 
 async def read_positions(engine: AsyncEngine, positions: list[int]) -> list[StoredEvent]:
@@ -30,7 +50,9 @@ async def read_positions(engine: AsyncEngine, positions: list[int]) -> list[Stor
     if not positions:
         return []
     return await _read(
-        engine, _EVENT.where(EventRecord.position.in_(positions)).order_by(EventRecord.position)
+        engine,
+        _EVENT.where(EventRecord.position.in_(positions)).order_by(EventRecord.position),
+        {},
     )
 
 
@@ -45,11 +67,19 @@ _EVENT = select(
     EventRecord.data,
     EventRecord.recorded_at,
 )
+# Built once: every batch of every projection runs it.
+_AFTER = (
+    _EVENT.where(EventRecord.position > bindparam("after"))
+    .order_by(EventRecord.position)
+    .limit(bindparam("limit"))
+)
 
 
-async def _read(engine: AsyncEngine, query: Select[Any]) -> list[StoredEvent]:
+async def _read(
+    engine: AsyncEngine, query: Select[Any], parameters: dict[str, Any]
+) -> list[StoredEvent]:
     async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = (await conn.execute(query, parameters)).all()
     return [
         StoredEvent(
             position=row.position,

@@ -68,7 +68,7 @@ async def retry_parked(
             )
         fenced = await db[STATE].update_one(
             {"_id": projector.name, "generation": state.generation},
-            {"$set": {"last_retry_at": now}},
+            {"$set": {"last_retry_at": now}, "$inc": {"parked_revision": 1}},
             session=session,
         )
         if fenced.matched_count != 1:

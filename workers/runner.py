@@ -19,7 +19,7 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.log_reader import read_events
+from workers.log_reader import SharedLogReader
 from workers.notifications import publish_batch
 from workers.projection import Projector, StoredEvent, Write
 from workers.state import DEAD_LETTERS, STATE, Attempt, load_state, parked_streams
@@ -146,10 +146,11 @@ class ProjectionRunner:
         redis_prefix: str,
         worker: str,
         batch_size: int = 500,
+        reader: SharedLogReader | None = None,
     ) -> None:
         self.projector = projector
         self.name = projector.name
-        self._engine = engine
+        self._reader = reader or SharedLogReader(engine)
         self._client = client
         self._db = db
         self._redis = redis
@@ -157,6 +158,9 @@ class ProjectionRunner:
         self._worker = worker
         self._batch_size = batch_size
         self._session: AsyncClientSession | None = None
+        # The parked streams as of (generation, parked_revision): every change to the
+        # dead letters bumps the revision in the state document this runner loads anyway.
+        self._parked: tuple[tuple[int, int], set[str]] | None = None
 
     @property
     def session_id(self) -> Any:
@@ -184,10 +188,10 @@ class ProjectionRunner:
         now = datetime.now(UTC)
         if state.attempt is not None and state.attempt.next_at > now:
             return 0, (state.attempt.next_at - now).total_seconds()
-        events = await read_events(self._engine, state.position, self._batch_size)
+        events = await self._reader.read_events(state.position, self._batch_size)
         if not events:
             return 0, None
-        parked = await parked_streams(self._db, self.name, state.generation)
+        parked = await self._parked_streams(state.generation, state.parked_revision)
         plan = plan_batch(
             self.projector, state.generation, events, state.position, parked, state.attempt, now
         )
@@ -196,6 +200,12 @@ class ProjectionRunner:
             await publish_batch(self._redis, self._prefix, self.name, plan.ids, plan.position)
         retry_in = backoff(plan.attempt.count).total_seconds() if plan.attempt else None
         return plan.handled, retry_in
+
+    async def _parked_streams(self, generation: int, revision: int) -> set[str]:
+        if self._parked is None or self._parked[0] != (generation, revision):
+            streams = await parked_streams(self._db, self.name, generation)
+            self._parked = ((generation, revision), streams)
+        return self._parked[1]
 
     async def _commit(
         self,
@@ -212,6 +222,19 @@ class ProjectionRunner:
         }
         if plan.error is not None:  # the last error stays on show until another replaces it
             progress |= {"last_error": plan.error, "last_error_at": now}
+        fence = {"_id": self.name, "owner": self._worker, "generation": generation,
+                 "position": checkpoint}  # fmt: skip
+        update: Document = {"$set": progress}
+        if plan.dead_letters:
+            update["$inc"] = {"parked_revision": 1}
+
+        if not plan.writes and not plan.dead_letters:
+            # Only the checkpoint moves (events this projection ignores): one document,
+            # atomic on its own, so no transaction and its commit round trip.
+            fenced = await self._db[STATE].update_one(fence, update)
+            if fenced.matched_count != 1:
+                raise CheckpointMoved(self.name)
+            return
 
         async def batch(session: AsyncClientSession) -> None:
             await apply_writes(self._db, collections, plan.writes, session)
@@ -219,16 +242,7 @@ class ProjectionRunner:
                 await self._db[DEAD_LETTERS].replace_one(
                     {"_id": letter["_id"]}, letter, upsert=True, session=session
                 )
-            fenced = await self._db[STATE].update_one(
-                {
-                    "_id": self.name,
-                    "owner": self._worker,
-                    "generation": generation,
-                    "position": checkpoint,
-                },
-                {"$set": progress},
-                session=session,
-            )
+            fenced = await self._db[STATE].update_one(fence, update, session=session)
             if fenced.matched_count != 1:
                 raise CheckpointMoved(self.name)
 

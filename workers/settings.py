@@ -20,6 +20,7 @@ from pymongo import AsyncMongoClient
 
 from reads.documents import ensure_indexes
 from workers.config import WorkerConfig
+from workers.log_reader import SharedLogReader
 from workers.projectors import PROJECTORS
 from workers.runner import ProjectionRunner
 from workers.state import load_state
@@ -39,14 +40,15 @@ async def startup(ctx: Ctx) -> None:
     config: WorkerConfig = ctx["config"]
     redis: ArqRedis = ctx["redis"]
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    engine = create_engine(config.database_url, pool_size=4, max_overflow=2)
+    engine = create_engine(config.database_url, pool_size=4, max_overflow=2, reads_only=True)
+    reader = SharedLogReader(engine)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         config.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS
     )
     db = client[config.mongodb_database]
     runners = [
         ProjectionRunner(
-            p, engine, client, db, redis, config.redis_prefix, worker, config.batch_size
+            p, engine, client, db, redis, config.redis_prefix, worker, config.batch_size, reader
         )
         for p in PROJECTORS.values()
     ]
@@ -114,8 +116,10 @@ class WorkerSettings:
     on_shutdown = shutdown
     job_serializer = serialize_job
     job_deserializer = deserialize_job
-    # Nudged jobs are picked up within this delay: it bounds projection latency.
-    poll_delay = 0.01
+    # Commits wake listening workers over pub/sub at once (writes.nudge); the queued job
+    # is for a worker that was not listening, so arq's default poll is soon enough, and
+    # polling Redis 100 times a second cost the worker a tenth of its CPU.
+    poll_delay = 0.5
     keep_result = 0
     max_jobs = 20
     health_check_interval = 60

@@ -45,6 +45,8 @@ class ProjectionState:
     attempt: Attempt | None
     last_error: str | None
     rebuilding: bool
+    # Bumped whenever this projection's dead letters change (parking, retry).
+    parked_revision: int = 0
 
     @classmethod
     def from_document(cls, doc: Document) -> ProjectionState:
@@ -58,6 +60,7 @@ class ProjectionState:
             attempt=Attempt(**attempt) if attempt else None,
             last_error=doc.get("last_error"),
             rebuilding=bool(doc.get("rebuilding")),
+            parked_revision=doc.get("parked_revision", 0),
         )
 
 
