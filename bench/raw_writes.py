@@ -1,0 +1,226 @@
+"""B3's baseline: placeOrder's own SQL, run raw with asyncpg, with no API in front of it.
+
+    echo SPEC_JSON | python -m bench.raw_writes
+
+SPEC: {"dsn", "concurrency", "duration_s", "warmup_s", "event_log_lock", "schema_version",
+"orders": [{"customer_id", "lines": [[product_id, quantity], ...]}, ...]}; the caller takes
+the lock key and schema version from `writes`, which keeps SQLAlchemy out of this process.
+Each of `concurrency` connections places the orders in turn from its own offset, one at a
+time (a closed loop, like bench.http_load), for warm-up plus duration; only orders
+finished after the warm-up count. Prints the load generator's JSON: requests, errors,
+seconds, rps, p50_ms, p99_ms, max_ms, error_sample, and cpu_s (this process's CPU time).
+
+The statements are the ones SQLAlchemy sends for `writes.handlers.orders.place_order`
+without an idempotency key: the same text (so the same prepared statements), the same
+order, the same round trips, inside BEGIN ... COMMIT with the products locked FOR UPDATE
+and the event appended under the event log's advisory lock. bench.writes captures the
+handler's statements with a `before_cursor_execute` listener before each run and stops
+if they differ from STATEMENTS. What the baseline leaves out is exactly what the API
+adds around them: HTTP, GraphQL, the JWT, the session, the pool's pre-ping and the
+worker's nudge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+import uvloop
+
+from bench.http_load import Tally
+from bench.stats import percentile
+
+# Exactly as SQLAlchemy renders them (bench.writes checks this against a live capture
+# before every B3 run, so the two cannot drift apart).
+SELECT_CUSTOMER = (
+    "SELECT customers.id, customers.name, customers.email \nFROM customers \n"
+    "WHERE customers.id = $1::UUID"
+)
+LOCK_PRODUCTS = (
+    "SELECT products.id, products.sku, products.name, products.price_cents, products.stock "
+    "\nFROM products \nWHERE products.id = ANY ($1::UUID[]) ORDER BY products.id FOR UPDATE"
+)
+TAKE_STOCK = """
+    UPDATE products
+    SET stock = products.stock - taken.quantity,
+        units_sold = products.units_sold + taken.quantity,
+        updated_at = $1
+    FROM unnest(CAST($2 AS uuid[]), CAST($3 AS integer[])) AS taken(id, quantity)
+    WHERE products.id = taken.id
+    """
+INSERT_ORDER = (
+    "INSERT INTO orders (id, customer_id, status, item_count, total_cents, placed_at, "
+    "updated_at, version) VALUES ($1::UUID, $2::UUID, $3::VARCHAR, $4::INTEGER, $5::BIGINT, "
+    "$6::TIMESTAMP WITH TIME ZONE, $7::TIMESTAMP WITH TIME ZONE, $8::INTEGER)"
+)
+INSERT_LINES = """
+    INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
+    SELECT $1, line.*
+    FROM unnest(
+        CAST($2 AS integer[]), CAST($3 AS uuid[]), CAST($4 AS text[]),
+        CAST($5 AS text[]), CAST($6 AS bigint[]), CAST($7 AS integer[])
+    ) AS line
+    """
+LOCK_EVENT_LOG = "SELECT pg_advisory_xact_lock($1)"
+APPEND_EVENT = (
+    "INSERT INTO event_log (event_id, stream_type, stream_id, stream_version, type, data, "
+    "metadata) VALUES ($1::UUID, $2::VARCHAR, $3::UUID, $4::INTEGER, $5::VARCHAR, $6::JSONB, "
+    "$7::JSONB) RETURNING event_log.position"
+)
+STATEMENTS = (SELECT_CUSTOMER, LOCK_PRODUCTS, TAKE_STOCK, INSERT_ORDER, INSERT_LINES,
+              LOCK_EVENT_LOG, APPEND_EVENT)  # fmt: skip
+
+
+def now_ms() -> datetime:
+    """The handler's clock: UTC, truncated to milliseconds (writes.clock.now_ms)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def placed_event(
+    order_id: uuid.UUID, customer: asyncpg.Record, lines: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """The OrderPlaced payload the handler appends (writes.handlers.orders._placed_event)."""
+    return {
+        "order_id": str(order_id),
+        "customer": {
+            "id": str(customer["id"]),
+            "name": customer["name"],
+            "email": customer["email"],
+        },
+        "lines": lines,
+        "item_count": sum(line["quantity"] for line in lines),
+        "total_cents": sum(line["line_total_cents"] for line in lines),
+        "placed_at": now.isoformat(timespec="milliseconds"),
+    }
+
+
+def event_metadata(customer_id: uuid.UUID, schema_version: int) -> dict[str, Any]:
+    """What UnitOfWork.record puts beside every event."""
+    return {
+        "correlation_id": f"raw-{uuid.uuid4().hex}",
+        "causation_id": str(uuid.uuid4()),
+        "actor": {"id": str(customer_id), "role": "CUSTOMER"},
+        "schema_version": schema_version,
+    }
+
+
+def order_lines(
+    products: dict[uuid.UUID, asyncpg.Record], quantities: dict[uuid.UUID, int]
+) -> list[dict[str, Any]]:
+    """The lines as the event carries them, priced from the locked product rows."""
+    return [
+        {
+            "product_id": str(pid), "sku": products[pid]["sku"], "name": products[pid]["name"],
+            "unit_price_cents": products[pid]["price_cents"], "quantity": quantity,
+            "line_total_cents": products[pid]["price_cents"] * quantity,
+        }
+        for pid, quantity in quantities.items()
+    ]  # fmt: skip
+
+
+async def place_order(
+    conn: asyncpg.Connection, order: dict[str, Any], spec: dict[str, Any]
+) -> None:
+    """One order, statement for statement and round trip for round trip as the handler."""
+    customer_id = uuid.UUID(order["customer_id"])
+    quantities = {uuid.UUID(pid): quantity for pid, quantity in order["lines"]}
+    async with conn.transaction():
+        customer = await conn.fetchrow(SELECT_CUSTOMER, customer_id)
+        if customer is None:
+            raise LookupError(f"no customer {customer_id}")
+        locked = await conn.fetch(LOCK_PRODUCTS, list(quantities))
+        products = {row["id"]: row for row in locked}
+        now, order_id = now_ms(), uuid.uuid4()
+        lines = order_lines(products, quantities)
+        event = placed_event(order_id, customer, lines, now)
+        await conn.execute(TAKE_STOCK, now, list(quantities), list(quantities.values()))
+        await conn.execute(
+            INSERT_ORDER, order_id, customer_id, "PLACED", event["item_count"],
+            event["total_cents"], now, now, 1,
+        )  # fmt: skip
+        await conn.execute(
+            INSERT_LINES, order_id, list(range(1, len(lines) + 1)),
+            [uuid.UUID(line["product_id"]) for line in lines], [line["sku"] for line in lines],
+            [line["name"] for line in lines], [line["unit_price_cents"] for line in lines],
+            [line["quantity"] for line in lines],
+        )  # fmt: skip
+        await conn.execute(LOCK_EVENT_LOG, spec["event_log_lock"])
+        metadata = event_metadata(customer_id, spec["schema_version"])
+        await conn.fetchval(
+            APPEND_EVENT, uuid.uuid4(), "order", order_id, 1, "OrderPlaced",
+            orjson.dumps(event).decode(), orjson.dumps(metadata).decode(),
+        )  # fmt: skip
+
+
+async def client(spec: dict[str, Any], offset: int, tally: Tally, until: float) -> None:
+    """One connection placing the spec's orders in turn, from its own offset."""
+    orders = spec["orders"]
+    conn = await asyncpg.connect(spec["dsn"])
+    n = offset
+    try:
+        while (started := time.perf_counter()) < until:
+            failure = ""
+            try:
+                await place_order(conn, orders[n % len(orders)], spec)
+            except (asyncpg.PostgresError, LookupError) as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+            n += 1
+            if started >= tally.measure_from:
+                tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+                if failure:
+                    tally.errors += 1
+                    tally.error_sample = tally.error_sample or failure[:300]
+    finally:
+        await conn.close()
+
+
+async def drive(spec: dict[str, Any]) -> dict[str, Any]:
+    begin, cpu = time.perf_counter(), time.process_time()
+    tally = Tally(measure_from=begin + spec.get("warmup_s", 0.0))
+    until = tally.measure_from + spec["duration_s"]
+    await asyncio.gather(*(client(spec, i, tally, until) for i in range(spec["concurrency"])))
+    seconds = max(time.perf_counter(), until) - tally.measure_from
+    latencies = tally.latencies_ms
+    return {
+        "requests": len(latencies),
+        "errors": tally.errors,
+        "seconds": seconds,
+        "rps": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 0.5) if latencies else None,
+        "p99_ms": percentile(latencies, 0.99) if latencies else None,
+        "max_ms": max(latencies) if latencies else None,
+        "error_sample": tally.error_sample,
+        # The CPU all orders took here, warm-up included (start-up and imports not).
+        "cpu_s": time.process_time() - cpu,
+    }
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """The baseline in its own process, as bench.stack.load runs the load generator."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.raw_writes",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate(orjson.dumps(spec))
+    if process.returncode != 0:
+        raise RuntimeError(f"the raw baseline failed with exit code {process.returncode}")
+    result: dict[str, Any] = orjson.loads(out)
+    return result
+
+
+def main() -> int:
+    spec = orjson.loads(sys.stdin.buffer.read())
+    result = uvloop.run(drive(spec))
+    sys.stdout.buffer.write(orjson.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
