@@ -9,6 +9,8 @@ non-null positions, refused scalars, resolvers, arguments, interfaces, unions).
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncGenerator
 from enum import Enum
 from functools import partial
 from typing import Annotated, Any
@@ -17,6 +19,7 @@ import pytest
 import strawberry
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult
 
 from schema.build import _hooks_fields, build_schema
 from schema.execution import PlainDataExecutionContext
@@ -202,3 +205,35 @@ def test_extensions_with_field_hooks_are_recognised() -> None:
     assert _hooks_fields(partial(FieldHook))
     assert not _hooks_fields(ErrorCodes)
     assert not _hooks_fields(partial(MaxTokensLimiter, max_token_count=10))
+
+
+@strawberry.type
+class Ticks:
+    @strawberry.subscription
+    async def ticks(self, count: int) -> AsyncGenerator[Line, None]:
+        for n in range(count):
+            yield line(n + 1)
+
+
+def collected_fields_alive() -> int:
+    gc.collect()
+    return sum(type(o).__name__ == "CollectedFields" for o in gc.get_objects())
+
+
+async def test_a_long_subscription_does_not_keep_each_events_fields() -> None:
+    """graphql-core's per-event executors shared one memo that grew with every event."""
+    schema = strawberry.Schema(
+        query=Query,
+        subscription=Ticks,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        execution_context_class=PlainDataExecutionContext,
+    )
+    stream = await schema.subscribe("subscription { ticks(count: 2000) { name owner: name } }")
+    assert not isinstance(stream, ExecutionResult)
+    alive: dict[int, int] = {}
+    async for result in stream:
+        assert result.errors is None
+        alive[len(alive) + 1] = collected_fields_alive() if len(alive) + 1 in (100, 2000) else 0
+    # Counted while the subscription is still open: what its executor holds on to.
+    assert len(alive) == 2000
+    assert alive[2000] <= alive[100] + 10, (alive[100], alive[2000])
