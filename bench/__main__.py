@@ -24,7 +24,7 @@ from app.services import resolved_settings
 from app.settings import Settings
 from bench import history, lag, memory, reads, rebuild_rate, writes
 from bench.plan import Plan
-from bench.report import Row, machine, render
+from bench.report import Row, git_revision, machine, render
 from bench.servers import server_versions
 from bench.stack import bench_settings
 
@@ -52,7 +52,7 @@ def main() -> int:
         parser.error(f"no such rows: {', '.join(sorted(unknown))}")
     plan = Plan.smoke_plan() if args.smoke else Plan.full(args.rounds or 5)
     output = args.output or (None if args.smoke else REPORT)
-    about = machine()
+    about, revision = machine(), git_revision()  # the code measured, before any edit
     rows: list[Row] = []
     with resolved_settings(Settings(), postgres=True, mongo=True, redis=True) as found:
         servers = uvloop.run(server_versions(found))
@@ -68,7 +68,7 @@ def main() -> int:
     command = "make bench-smoke" if args.smoke else "make bench"
     if args.only != parser.get_default("only"):
         command = f"python -m bench {' '.join(sys.argv[1:])}"
-    text = render(rows, about, servers, command)
+    text = render(rows, about, servers, command, revision)
     if output is None:
         sys.stdout.write(text)
     else:

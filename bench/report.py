@@ -64,13 +64,17 @@ def git_revision() -> str:
 
 
 def render(
-    rows: list[Row], about: list[tuple[str, str]], servers: list[tuple[str, str]], command: str
+    rows: list[Row],
+    about: list[tuple[str, str]],
+    servers: list[tuple[str, str]],
+    command: str,
+    revision: str,
 ) -> str:
     lines = [
         "# Benchmarks",
         "",
         f"Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at revision "
-        f"{git_revision()}. Every figure is the median of the rounds, with the lowest and "
+        f"{revision}. Every figure is the median of the rounds, with the lowest and "
         "highest round in brackets; each baseline ran in the same run on the same machine. "
         "These machines are shared and noisy: compare ratios, and never a figure with one "
         "from another run.",
