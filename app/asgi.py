@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,19 @@ from writes.nudge import ArqNudger, arq_redis
 
 REDIS_TIMEOUT_S = 2.0
 log = logging.getLogger(__name__)
+
+
+def settle_garbage_collector() -> None:
+    """Keep start-up's objects out of every later collection, and collect less often.
+
+    The schema, the imported modules and the clients live as long as the process: frozen,
+    the full collections that requests trigger no longer walk them. A request allocates
+    thousands of short-lived objects, so the youngest generation is collected after
+    50,000 allocations, not 700: fewer pauses in the middle of requests.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -87,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
                     settings.consistency_wait_ms / 1000,
                 ),
             )
+            settle_garbage_collector()
             yield
         finally:
             await hub.close()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from app import projections_cli, worker_cli
 from app.embedded import EmbeddedServiceError
@@ -158,12 +159,17 @@ def _schema_export(settings: Settings, args: argparse.Namespace) -> int:
 def _run_uvicorn(settings: Settings) -> None:
     # Imported here: the API stack costs seconds to import, and the worker and
     # projections commands do not need it.
-    import uvicorn
-
     from app.asgi import create_app
 
+    serve(create_app(settings), settings)
+
+
+def serve(app: Any, settings: Settings) -> None:
+    """Serve an ASGI app the way `shop serve` does: uvloop, httptools, no access log."""
+    import uvicorn
+
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",

@@ -12,9 +12,11 @@ the report says which targets were met.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from app.services import resolved_settings
 from app.settings import Settings
 from bench import history, lag, memory, reads, rebuild_rate, writes
 from bench.plan import Plan
-from bench.report import Row, git_revision, machine, render
+from bench.report import Row, git_revision, load_rows, machine, merged, render, save_rows
 from bench.servers import server_versions
 from bench.stack import bench_settings
 
@@ -53,27 +55,34 @@ def main() -> int:
     plan = Plan.smoke_plan() if args.smoke else Plan.full(args.rounds or 5)
     output = args.output or (None if args.smoke else REPORT)
     about, revision = machine(), git_revision()  # the code measured, before any edit
+    command = "make bench-smoke" if args.smoke else "make bench"
+    if args.only != parser.get_default("only") or args.rounds:
+        command = f"python -m bench {' '.join(sys.argv[1:])}"
     rows: list[Row] = []
     with resolved_settings(Settings(), postgres=True, mongo=True, redis=True) as found:
         servers = uvloop.run(server_versions(found))
         for name in chosen:
             started = time.monotonic()
             print(f"{name}: running", file=sys.stderr, flush=True)
+            load_average = os.getloadavg()[0]
             with bench_settings(found) as settings:
                 row = uvloop.run(BENCHES[name](settings, plan))
+            row.measured = (
+                f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `{command}` at revision {revision}, "
+                f"load average {load_average:.2f} at its start"
+            )
             rows.append(row)
             took = time.monotonic() - started
             print(f"{name}: {row.figure} vs {row.baseline_figure}; ratio {row.ratio}; "
                   f"met {row.met} ({took:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
-    command = "make bench-smoke" if args.smoke else "make bench"
-    if args.only != parser.get_default("only"):
-        command = f"python -m bench {' '.join(sys.argv[1:])}"
-    text = render(rows, about, servers, command, revision)
     if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text)
-        print(f"wrote {output}", file=sys.stderr)
+        sys.stdout.write(render(rows, about, servers))
+        return 0
+    # Rows measured before and not now stay, each with when and how it was measured.
+    rows = merged(load_rows(output), rows)
+    save_rows(output, rows)
+    output.write_text(render(rows, about, servers))
+    print(f"wrote {output}", file=sys.stderr)
     return 0
 
 

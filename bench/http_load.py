@@ -98,6 +98,11 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     await asyncio.gather(
         *(connection(spec, requests, i, tally, until) for i in range(spec["concurrency"]))
     )
+    return summary(tally, until)
+
+
+def summary(tally: Tally, until: float) -> dict[str, Any]:
+    """The result both load generators print: counts, rate and latency percentiles."""
     seconds = max(time.perf_counter(), until) - tally.measure_from
     latencies = tally.latencies_ms
     return {

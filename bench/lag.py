@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import orjson
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from app.settings import Settings
 from bench.plan import Plan
@@ -50,7 +51,8 @@ MY_ORDERS_UPDATED = "subscription { myOrdersUpdated { id status version } }"
 class Arrivals:
     """When each order committed (its response arrived), became visible, and was pushed.
 
-    Every time comes from time.perf_counter() in this one process, so they compare."""
+    All are wall-clock (epoch) seconds on this one host: commits by PostgreSQL's clock,
+    arrivals by this process's."""
 
     committed: dict[str, float] = field(default_factory=dict)
     visible: dict[str, float] = field(default_factory=dict)
@@ -92,7 +94,7 @@ async def watch_batches(redis: Redis, prefix: str, arrivals: Arrivals) -> asynci
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None:
                     continue
-                at = time.perf_counter()
+                at = time.time()
                 body = orjson.loads(message["data"])
                 if body["projection"] == "orders":
                     arrivals.saw(arrivals.visible, body["ids"], at)
@@ -105,8 +107,11 @@ async def watch_subscribers(
 ) -> list[asyncio.Task[None]]:
     """One websocket per buyer, subscribed to its orders; open until `exits` closes."""
 
+    # The client stamps arrivals with perf_counter(); the commit side is wall-clock time.
+    wall = time.time() - time.perf_counter()
+
     def pushed(data: dict[str, Any], at: float) -> None:
-        arrivals.saw(arrivals.pushed, [data["myOrdersUpdated"]["id"]], at)
+        arrivals.saw(arrivals.pushed, [data["myOrdersUpdated"]["id"]], at + wall)
 
     delivering = []
     for buyer in buyers:
@@ -123,23 +128,36 @@ class Sent:
     error: str = ""
 
 
-async def place(http: httpx.AsyncClient, request: OrderRequest, arrivals: Arrivals) -> Sent:
+async def place(http: httpx.AsyncClient, request: OrderRequest) -> Sent:
     sent = time.perf_counter()
     try:
         response = await http.post("/graphql", content=request.body(),
                                    headers=request.buyer.headers | JSON)  # fmt: skip
-        answered = time.perf_counter()
         order_id = placed_id(response.content)
     except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
         return Sent(sent, None, f"{type(exc).__name__}: {exc}")
     if order_id is None:
         return Sent(sent, None, response.text[:300])
-    arrivals.committed[order_id] = answered
     return Sent(sent, order_id)
 
 
+async def commit_times(running: Shop, ids: list[str]) -> dict[str, float]:
+    """When each order's event was appended, by PostgreSQL's clock (the same host clock
+    as time.time()): moments before its COMMIT, and independent of when the busy bench
+    process got round to reading the response."""
+    async with running.seeder.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT stream_id::text, extract(epoch FROM recorded_at) FROM event_log "
+                "WHERE type = 'OrderPlaced' AND stream_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
+        )
+        return {order_id: float(at) for order_id, at in rows}
+
+
 async def paced_orders(
-    port: int, requests: list[OrderRequest], rate: float, seconds: float, arrivals: Arrivals
+    port: int, requests: list[OrderRequest], rate: float, seconds: float
 ) -> list[Sent]:
     """Send orders on a fixed schedule (an open loop: nothing waits for a response)."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -149,7 +167,7 @@ async def paced_orders(
         for n in range(round(rate * seconds)):
             if (delay := start + n / rate - time.perf_counter()) > 0:
                 await asyncio.sleep(delay)
-            order = place(http, requests[n % len(requests)], arrivals)
+            order = place(http, requests[n % len(requests)])
             placing.append(asyncio.create_task(order))
         return list(await asyncio.gather(*placing))
 
@@ -172,9 +190,10 @@ async def lag_round(
 ) -> RoundLag:
     started = time.perf_counter()
     total_s = plan.warmup_s + plan.round_s
-    sent = await paced_orders(running.port, requests, rate, total_s, arrivals)
+    sent = await paced_orders(running.port, requests, rate, total_s)
     counted = [s for s in sent if s.at >= started + plan.warmup_s]
     ids = [s.order_id for s in counted if s.order_id is not None]
+    arrivals.committed.update(await commit_times(running, ids))
     await arrivals.settle(ids)
     missing = sum(i not in arrivals.visible or i not in arrivals.pushed for i in ids)
     return RoundLag(
@@ -243,11 +262,14 @@ def lag_row(
         ("failed mutations / orders never seen (all rounds)", f"{errors} / {missing}"),
     ]
     row.notes = [
-        "- Commit is the moment the placeOrder response arrived; visible, the moment the "
-        "worker's batch notification naming the order arrived (Redis pub/sub); pushed, the "
-        "moment a graphql-transport-ws `myOrdersUpdated` message with it arrived. All are "
-        "taken in the bench process, which paces the mutations over HTTP (httpx) on a fixed "
-        "schedule and is neither the API nor the worker.",
+        "- Commit is the OrderPlaced event's `recorded_at` (PostgreSQL's clock_timestamp() "
+        "at the append, just before COMMIT); visible, when the worker's batch notification "
+        "naming the order reached the bench process (Redis pub/sub); pushed, when a "
+        "graphql-transport-ws `myOrdersUpdated` message with it did. Both clocks are this "
+        "host's wall clock. The bench process paces the mutations over HTTP (httpx) on a "
+        "fixed schedule; while it is busy, arrivals are stamped late, which can only make "
+        "lags look longer. (Stamping commits when the response arrived gave negative lags "
+        "at this rate: notifications overtook responses the busy client had not read yet.)",
         *(
             f"- Round {n}: {r.rate:.0f} orders/s; visible p50 {r.p(r.visible_ms, 0.5):.1f} / "
             f"p99 {r.p(r.visible_ms, 0.99):.1f} ms; pushed p50 {r.p(r.pushed_ms, 0.5):.1f} / "

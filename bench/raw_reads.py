@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-import uvicorn
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from starlette.applications import Starlette
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.cli import serve
 from app.logs import configure_logging
 from app.settings import Settings
 from reads.read_model import PROJECTION_STATE
@@ -74,17 +74,7 @@ def create_app(settings: Settings) -> Starlette:
 def main() -> int:
     settings = Settings()
     configure_logging(settings.log_level)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    serve(create_app(settings), settings)
     return 0
 
 

@@ -33,8 +33,7 @@ import asyncpg
 import orjson
 import uvloop
 
-from bench.http_load import Tally
-from bench.stats import percentile
+from bench.http_load import Tally, summary
 
 # Exactly as SQLAlchemy renders them (bench.writes checks this against a live capture
 # before every B3 run, so the two cannot drift apart).
@@ -186,33 +185,8 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     tally = Tally(measure_from=begin + spec.get("warmup_s", 0.0))
     until = tally.measure_from + spec["duration_s"]
     await asyncio.gather(*(client(spec, i, tally, until) for i in range(spec["concurrency"])))
-    seconds = max(time.perf_counter(), until) - tally.measure_from
-    latencies = tally.latencies_ms
-    return {
-        "requests": len(latencies),
-        "errors": tally.errors,
-        "seconds": seconds,
-        "rps": len(latencies) / seconds,
-        "p50_ms": percentile(latencies, 0.5) if latencies else None,
-        "p99_ms": percentile(latencies, 0.99) if latencies else None,
-        "max_ms": max(latencies) if latencies else None,
-        "error_sample": tally.error_sample,
-        # The CPU all orders took here, warm-up included (start-up and imports not).
-        "cpu_s": time.process_time() - cpu,
-    }
-
-
-async def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """The baseline in its own process, as bench.stack.load runs the load generator."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.raw_writes",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await process.communicate(orjson.dumps(spec))
-    if process.returncode != 0:
-        raise RuntimeError(f"the raw baseline failed with exit code {process.returncode}")
-    result: dict[str, Any] = orjson.loads(out)
-    return result
+    # The CPU all orders took here, warm-up included (start-up and imports not).
+    return summary(tally, until) | {"cpu_s": time.process_time() - cpu}
 
 
 def main() -> int:

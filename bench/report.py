@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 
+import orjson
 import psutil
 
 PACKAGES = ("strawberry-graphql", "starlette", "uvicorn", "sqlalchemy", "asyncpg", "pymongo",
@@ -33,6 +33,35 @@ class Row:
     sizes: str = ""
     details: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # When, by which command and at which revision (set by the runner).
+    measured: str = ""
+
+
+def rows_file(report: Path) -> Path:
+    return report.with_suffix(".json")
+
+
+def load_rows(report: Path) -> list[Row]:
+    """The rows of the last report written to `report`, to keep those not re-measured."""
+    stored = rows_file(report)
+    if not stored.exists():
+        return []
+    rows = []
+    for fields in orjson.loads(stored.read_bytes()):
+        fields["details"] = [tuple(pair) for pair in fields["details"]]
+        rows.append(Row(**fields))
+    return rows
+
+
+def save_rows(report: Path, rows: list[Row]) -> None:
+    stored = rows_file(report)
+    stored.write_bytes(orjson.dumps([asdict(row) for row in rows], option=orjson.OPT_INDENT_2))
+
+
+def merged(previous: list[Row], measured: list[Row]) -> list[Row]:
+    """The rows just measured, and the previous ones not re-measured, in id order."""
+    by_id = {row.id: row for row in previous} | {row.id: row for row in measured}
+    return [by_id[key] for key in sorted(by_id)]
 
 
 def machine() -> list[tuple[str, str]]:
@@ -63,21 +92,16 @@ def git_revision() -> str:
     return found.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
-def render(
-    rows: list[Row],
-    about: list[tuple[str, str]],
-    servers: list[tuple[str, str]],
-    command: str,
-    revision: str,
-) -> str:
+def render(rows: list[Row], about: list[tuple[str, str]], servers: list[tuple[str, str]]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at revision "
-        f"{revision}. Every figure is the median of the rounds, with the lowest and "
-        "highest round in brackets; each baseline ran in the same run on the same machine. "
-        "These machines are shared and noisy: compare ratios, and never a figure with one "
-        "from another run.",
+        "Reproduce with `make bench` (every row) or `.venv/bin/python -m bench --only B4` "
+        "(some rows; the others stay as last measured). Each row says when, by which "
+        "command and at which revision it was measured; its baseline ran in the same run, "
+        "on the same machine, in alternating rounds. Every figure is the median of the "
+        "rounds, with the lowest and highest round in brackets. These machines are shared "
+        "and noisy: compare ratios, and never a figure with one from another run.",
         "",
         *(f"- **{key}**: {value}" for key, value in [*about, *servers]),
         "",
@@ -92,6 +116,8 @@ def render(
         )
     for row in rows:
         lines += ["", f"## {row.id}: {row.what}", ""]
+        if row.measured:
+            lines += [f"Measured {row.measured}.", ""]
         if row.sizes:
             lines += [f"Sizes: {row.sizes}.", ""]
         if row.details:

@@ -174,15 +174,16 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         await running.close()
 
 
-async def load(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run the load generator in its own process; its JSON result."""
+async def load(spec: dict[str, Any], module: str = "bench.http_load") -> dict[str, Any]:
+    """Run a load generator (`python -m MODULE`, the spec on stdin) in its own process;
+    its JSON result."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.http_load",
+        sys.executable, "-m", module,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, _ = await process.communicate(orjson.dumps(spec))
     if process.returncode != 0:
-        raise RuntimeError(f"the load generator failed with exit code {process.returncode}")
+        raise RuntimeError(f"{module} failed with exit code {process.returncode}")
     result: dict[str, Any] = orjson.loads(out)
     return result
 

@@ -235,7 +235,7 @@ async def run_throughput(settings: Settings, plan: Plan) -> Row:
         requests = order_requests(buyers, running.products)
         await check_statements(running, requests[0])
         await running.preflight(requests)
-        raw = partial(raw_writes.run, raw_load(settings, requests, plan))
+        raw = partial(load, raw_load(settings, requests, plan), "bench.raw_writes")
         api = partial(load, graphql_load(running.port, requests, plan.warmup_s, plan.round_s))
         for _ in range(plan.rounds):
             raw_runs.append(await measured(running, raw))
