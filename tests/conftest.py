@@ -11,6 +11,7 @@ import asyncio
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
@@ -58,16 +59,16 @@ def services() -> Iterator[Settings]:
         yield settings
 
 
-@pytest.fixture(scope="session")
-def settings(services: Settings) -> Iterator[Settings]:
-    """This run's own database, Mongo database and Redis prefix, migrated."""
+@contextmanager
+def own_stores(services: Settings, name: str) -> Iterator[Settings]:
+    """A migrated PostgreSQL database, a MongoDB database and a Redis prefix named `name`,
+    dropped afterwards."""
     assert services.database_url
     assert services.mongodb_url
     assert services.redis_url
-    name = f"shop_test_{RUN_ID}"
     asyncio.run(_admin_sql(services.database_url, f'CREATE DATABASE "{name}"'))
     database_url = make_url(services.database_url).set(database=name)
-    run_settings = services.model_copy(
+    own = services.model_copy(
         update={
             "database_url": database_url.render_as_string(hide_password=False),
             "mongodb_database": name,
@@ -75,18 +76,27 @@ def settings(services: Settings) -> Iterator[Settings]:
             "port": free_port(),
         }
     )
-    assert run_settings.database_url is not None
-    migrate(run_settings.database_url)
-    yield run_settings
-    asyncio.run(_admin_sql(services.database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
-    mongo: MongoClient[dict[str, object]]
-    with MongoClient(services.mongodb_url) as mongo:
-        mongo.drop_database(name)
-    with Redis.from_url(services.redis_url) as redis:
-        # arq keeps job keys under its own prefix, with our job ids inside.
-        keys = list(redis.scan_iter(f"*{name}*"))
-        if keys:
-            redis.delete(*keys)
+    assert own.database_url is not None
+    try:
+        migrate(own.database_url)
+        yield own
+    finally:
+        asyncio.run(_admin_sql(services.database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+        mongo: MongoClient[dict[str, object]]
+        with MongoClient(services.mongodb_url) as mongo:
+            mongo.drop_database(name)
+        with Redis.from_url(services.redis_url) as redis:
+            # arq keeps job keys under its own prefix, with our job ids inside.
+            keys = list(redis.scan_iter(f"*{name}*"))
+            if keys:
+                redis.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def settings(services: Settings) -> Iterator[Settings]:
+    """This run's own database, Mongo database and Redis prefix, migrated."""
+    with own_stores(services, f"shop_test_{RUN_ID}") as run_settings:
+        yield run_settings
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -12,17 +12,20 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
 from reads.read_model import describe
+from tests.conftest import own_stores
 from tests.pipeline import (
     ALL,
     Pipeline,
@@ -110,6 +113,23 @@ async def collect(
             if message is not None:
                 messages.append(orjson.loads(message["data"]))
     return messages
+
+
+@pytest.fixture
+def settings(services: Settings) -> Iterator[Settings]:
+    """A log of this test's own: a rebuild replays the whole log, and the session's log
+    holds every earlier test's events (a poison event among them), so on a busy machine
+    replaying it all could outlast the rebuild's budget depending on test order."""
+    with own_stores(services, f"shop_rebuild_{uuid.uuid4().hex[:8]}") as own:
+        yield own
+
+
+@pytest_asyncio.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
+    yield engine
+    await engine.dispose()
 
 
 @pytest_asyncio.fixture
