@@ -88,6 +88,7 @@ def password(value: str) -> str:
 
 
 def sku(value: str) -> str:
+    plain_text(value, "sku")
     if not SKU_PATTERN.fullmatch(value):
         raise ValidationFailed("sku", "must be 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'")
     return value
