@@ -18,7 +18,6 @@ from writes.views import Committed
 Handler = Callable[[Any, UnitOfWork], Awaitable[Committed[Any]]]
 
 
-
 def handlers(passwords: Passwords) -> dict[type[c.Command], Handler]:
     """Each command's handler, with the services it names bound in."""
     return {

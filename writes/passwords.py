@@ -2,7 +2,8 @@
 
 The parameters are OWASP's first argon2id configuration (19 MiB, 2 passes, 1 lane),
 stated here rather than left to the library's defaults (64 MiB, 3 passes, 4 lanes, about
-eight times the CPU per hash): docs/decisions/0025-argon2-parameters.md has the numbers.
+eight times the CPU per hash); the numbers are in
+docs/decisions/0025-argon2-parameters-and-control-characters.md.
 """
 
 from __future__ import annotations
