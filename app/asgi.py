@@ -19,15 +19,18 @@ from starlette.routing import Route, WebSocketRoute
 from app.graphql_view import Services, ShopGraphQL
 from app.limits import BodySizeLimit
 from app.settings import Settings
+from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
 from reads.read_model import ReadModel
 from reads.service import QueryService
 from schema.auth import TokenService
 from schema.build import build_schema
+from schema.throttling import AuthThrottles
 from workers.notifications import projections_channel
 from writes.bus import MessageBus
 from writes.db import create_engine, ensure_migrated, session_factory
 from writes.nudge import ArqNudger, arq_redis
+from writes.passwords import Passwords
 
 REDIS_TIMEOUT_S = 2.0
 log = logging.getLogger(__name__)
@@ -87,7 +90,11 @@ def create_app(settings: Settings) -> Starlette:
             await ensure_migrated(engine)
             app.state.engine = engine
             app.state.services = Services(
-                bus=MessageBus(sessions, ArqNudger(redis, settings.redis_prefix)),
+                bus=MessageBus(
+                    sessions,
+                    ArqNudger(redis, settings.redis_prefix),
+                    Passwords(settings.password_hash_concurrency),
+                ),
                 tokens=TokenService(
                     settings.jwt_secret,
                     settings.jwt_algorithm,
@@ -99,6 +106,14 @@ def create_app(settings: Settings) -> Starlette:
                     hub,
                     sessions,
                     settings.consistency_wait_ms / 1000,
+                ),
+                throttles=AuthThrottles(
+                    RedisThrottle(redis, settings.redis_prefix),
+                    log_in_per_account=settings.login_attempts_per_account,
+                    log_in_per_address=settings.login_attempts_per_address,
+                    log_in_window_seconds=settings.login_window_seconds,
+                    sign_up_per_address=settings.signup_attempts_per_address,
+                    sign_up_window_seconds=settings.signup_window_seconds,
                 ),
             )
             settle_garbage_collector()

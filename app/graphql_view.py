@@ -20,6 +20,7 @@ from reads.service import QueryService
 from schema.auth import TokenService
 from schema.context import Context
 from schema.errors import ApiError
+from schema.throttling import AuthThrottles
 from writes.bus import MessageBus
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -32,6 +33,7 @@ class Services:
     bus: MessageBus
     tokens: TokenService
     queries: QueryService
+    throttles: AuthThrottles
 
 
 def correlation_id(request: Request | WebSocket) -> str:
@@ -54,6 +56,7 @@ class ShopGraphQL(GraphQL[Context, None]):
             bus=services.bus,
             tokens=services.tokens,
             queries=services.queries,
+            throttles=services.throttles,
             correlation_id=request_id,
             authorization=request.headers.get("authorization"),
             consistency_token=request.headers.get("x-consistency-token"),

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Issue 8, part C: throttles on logIn and signUp (fixed windows counted in Redis and
+    # shared by every API process), and password hashes at a time per API process.
+    login_attempts_per_account: int = 10
+    login_attempts_per_address: int = 100
+    login_window_seconds: int = 900
+    signup_attempts_per_address: int = 20
+    signup_window_seconds: int = 3600
+    password_hash_concurrency: int = 1
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:

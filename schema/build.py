@@ -24,6 +24,7 @@ from schema.customers import CustomerMutations
 from schema.execution import PlainDataExecutionContext
 from schema.extensions import ConsistencyReport, ErrorCodes
 from schema.orders import OrderMutations
+from schema.plain_arguments import RefuseControlCharacters
 from schema.products import ProductMutations
 from schema.queries import Query
 from schema.scalars import SCALAR_MAP
@@ -88,6 +89,7 @@ def build_schema(
         ParserCache,
         partial(AddValidationRules, validation_rules(max_depth, max_aliases, introspection)),
         ValidationCache,
+        RefuseControlCharacters,
     ]
     if plain_data_shortcut and any(map(_hooks_fields, extensions)):
         raise ValueError("field-level extension hooks would be skipped by the plain-data shortcut")

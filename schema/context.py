@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from reads.service import QueryService, Served
 from schema.auth import TokenService
 from schema.consistency import decode_token
+from schema.throttling import AuthThrottles
 from writes.bus import MessageBus
 from writes.commands import Actor
 
@@ -24,6 +25,7 @@ class Context:
     bus: MessageBus
     tokens: TokenService
     queries: QueryService
+    throttles: AuthThrottles
     correlation_id: str
     authorization: str | None = None
     consistency_token: str | None = None
@@ -44,6 +46,12 @@ class Context:
         """The position named by the client's consistency token, if it sent one."""
         token = self.sent_consistency_token()
         return None if token is None else decode_token(token)
+
+    def client_address(self) -> str:
+        """The client's IP address: uvicorn sets it from X-Forwarded-For only when the
+        connection comes from one of its trusted proxies (FORWARDED_ALLOW_IPS)."""
+        client = self.request.client
+        return "unknown" if client is None else client.host
 
     def record(self, served: Served | None) -> None:
         if served is not None:

@@ -11,10 +11,17 @@ from schema.consistency import encode_token
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.enums import Role
-from schema.errors import EmailTakenError, InvalidCredentialsError, ValidationError
+from schema.errors import (
+    EmailTakenError,
+    InvalidCredentialsError,
+    RateLimitedError,
+    ValidationError,
+)
 from schema.node import Node
 from schema.scalars import Cents
+from writes import rules
 from writes.commands import LogIn, SignUp
+from writes.errors import ValidationFailed
 from writes.views import Committed, CustomerView
 
 
@@ -58,9 +65,13 @@ class AuthSuccess:
 
 
 SignUpResult = Annotated[
-    AuthSuccess | ValidationError | EmailTakenError, strawberry.union("SignUpResult")
+    AuthSuccess | ValidationError | EmailTakenError | RateLimitedError,
+    strawberry.union("SignUpResult"),
 ]
-LogInResult = Annotated[AuthSuccess | InvalidCredentialsError, strawberry.union("LogInResult")]
+LogInResult = Annotated[
+    AuthSuccess | InvalidCredentialsError | ValidationError | RateLimitedError,
+    strawberry.union("LogInResult"),
+]
 
 
 @strawberry.input
@@ -89,6 +100,9 @@ def _auth_success(info: Info, committed: Committed[CustomerView]) -> AuthSuccess
 class CustomerMutations:
     @strawberry.mutation(description="Create a customer account and sign in.")
     async def sign_up(self, info: Info, input: SignUpInput) -> SignUpResult:
+        refused = await info.context.throttles.sign_up(info.context.client_address())
+        if refused is not None:
+            return refused
         command = SignUp(email=input.email, name=input.name, password=input.password)
         return await run_command(  # type: ignore[return-value]
             info, command, lambda c: _auth_success(info, c), authenticated=False
@@ -96,7 +110,21 @@ class CustomerMutations:
 
     @strawberry.mutation(description="Exchange email and password for a bearer token.")
     async def log_in(self, info: Info, input: LogInInput) -> LogInResult:
+        refused = await info.context.throttles.log_in(
+            _account(input.email), info.context.client_address()
+        )
+        if refused is not None:
+            return refused
         command = LogIn(email=input.email, password=input.password)
         return await run_command(  # type: ignore[return-value]
             info, command, lambda c: _auth_success(info, c), authenticated=False
         )
+
+
+def _account(email: str) -> str:
+    """The account a log-in names, as the per-account throttle counts it: the stored form
+    of its email, so case and Unicode spellings of one address share one count."""
+    try:
+        return rules.login_email(email)
+    except ValidationFailed:  # control characters: refused further on, counted as given
+        return email

@@ -64,6 +64,13 @@ class InvalidCredentialsError(UserError):
     pass
 
 
+@strawberry.type(description="Too many attempts from this address or for this account.")
+class RateLimitedError(UserError):
+    retry_after_seconds: int = strawberry.field(
+        description="Seconds until an attempt is counted again; the call may then succeed."
+    )
+
+
 def user_error(exc: domain.DomainError) -> UserError:
     """The result-union member for a refused command.
 

@@ -92,11 +92,21 @@ def own_stores(services: Settings, name: str) -> Iterator[Settings]:
                 redis.delete(*keys)
 
 
+# The session's fixtures sign up and log in hundreds of customers from 127.0.0.1; the
+# throttle tests (tests/security/test_throttles.py) serve apps of their own with small
+# limits, so the throttles stay on and proven while the rest of the suite is not held up.
+GENEROUS_THROTTLES = {
+    "login_attempts_per_account": 100_000,
+    "login_attempts_per_address": 100_000,
+    "signup_attempts_per_address": 100_000,
+}
+
+
 @pytest.fixture(scope="session")
 def settings(services: Settings) -> Iterator[Settings]:
     """This run's own database, Mongo database and Redis prefix, migrated."""
     with own_stores(services, f"shop_test_{RUN_ID}") as run_settings:
-        yield run_settings
+        yield run_settings.model_copy(update=GENEROUS_THROTTLES)
 
 
 @pytest_asyncio.fixture(scope="session")

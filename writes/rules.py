@@ -21,10 +21,33 @@ MIN_LINES, MAX_LINES = 1, 50
 MIN_QUANTITY, MAX_QUANTITY = 1, 1000
 MAX_IDEMPOTENCY_KEY = 200
 SKU_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Unicode control characters (category Cc: C0, DEL, C1). PostgreSQL refuses NUL in text,
+# and none of them belongs in a name, an address or a password. Multi-line text keeps
+# tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_IN_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def control_character(value: str, *, multiline: bool = False) -> str | None:
+    """The first control character `value` may not hold (U+XXXX), None when there is none."""
+    found = (_CONTROL_IN_MULTILINE if multiline else _CONTROL).search(value)
+    return None if found is None else f"U+{ord(found.group()):04X}"
+
+
+def plain_text(value: str, field: str, *, multiline: bool = False) -> str:
+    """`value` unchanged; ValidationFailed naming `field` if it holds a control character."""
+    found = control_character(value, multiline=multiline)
+    if found is not None:
+        allowed = " (tab and line breaks are allowed)" if multiline else ""
+        raise ValidationFailed(
+            field, f"must not contain control characters{allowed}: found {found}"
+        )
+    return value
 
 
 def email(value: str) -> str:
     """A valid address of at most 254 characters, normalized to lower case."""
+    plain_text(value, "email")
     if len(value) > MAX_EMAIL:
         raise ValidationFailed("email", f"must be at most {MAX_EMAIL} characters")
     try:
@@ -34,9 +57,19 @@ def email(value: str) -> str:
     return checked.normalized.lower()
 
 
+def login_email(value: str) -> str:
+    """The stored form of an email given to log in: sign-up's normalization (NFC, lower
+    case) when it applies, else trimmed and lower case (it then matches no account)."""
+    plain_text(value, "email")
+    try:
+        return email(value.strip())
+    except ValidationFailed:
+        return value.strip().lower()
+
+
 def name(value: str, field: str = "name") -> str:
     """A non-blank display name of at most 200 characters, trimmed."""
-    trimmed = value.strip()
+    trimmed = plain_text(value, field).strip()
     if not trimmed:
         raise ValidationFailed(field, "must not be blank")
     if len(trimmed) > MAX_NAME:
@@ -45,6 +78,8 @@ def name(value: str, field: str = "name") -> str:
 
 
 def password(value: str) -> str:
+    """10 to 200 characters, none of them a control character."""
+    plain_text(value, "password")
     if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
         raise ValidationFailed(
             "password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
@@ -53,12 +88,14 @@ def password(value: str) -> str:
 
 
 def sku(value: str) -> str:
+    plain_text(value, "sku")
     if not SKU_PATTERN.fullmatch(value):
         raise ValidationFailed("sku", "must be 1 to 64 characters of A-Z, a-z, 0-9, '-' or '_'")
     return value
 
 
 def description(value: str) -> str:
+    plain_text(value, "description", multiline=True)
     if len(value) > MAX_DESCRIPTION:
         raise ValidationFailed("description", f"must be at most {MAX_DESCRIPTION} characters")
     return value
@@ -88,7 +125,13 @@ def restock_quantity(quantity: int, current_stock: int) -> int:
 
 
 def entity_id(value: str, kind: str) -> UUID:
-    """The UUID an id names; a malformed one names nothing, so it is not found."""
+    """The UUID an id names; a malformed one names nothing, so it is not found.
+
+    UUID() lets int() skip whitespace, so "\\t" and 31 hex digits would name a product:
+    an id holding a control character is malformed whatever UUID() makes of it.
+    """
+    if control_character(value) is not None:
+        raise NotFound(kind, value)
     try:
         return UUID(value)
     except ValueError:
@@ -98,6 +141,7 @@ def entity_id(value: str, kind: str) -> UUID:
 def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
+    plain_text(value, "idempotencyKey")
     if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationFailed(
             "idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters long"

@@ -13,13 +13,16 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.asgi import create_app
 from app.settings import Settings
+from tests.conftest import PASSWORD
 from tests.pipeline import ALL, Pipeline, Writer, isolated_pipeline, start_logged_worker
-from tests.support import free_port
+from tests.support import GraphQLClient, free_port, serving, unique
 from workers.state import STATE
 from workers.status import projection_statuses
 from writes.nudge import NUDGE_TIMEOUT_S
@@ -146,3 +149,46 @@ async def _outage(pipeline: Pipeline, engine: AsyncEngine, own_redis: OwnRedis) 
     assert {s.parked for s in statuses.values()} == {0}
     owners = {doc["owner"] async for doc in pipeline.db[STATE].find()}
     assert len(owners) == 1, owners
+
+
+async def test_log_in_and_sign_up_are_served_while_redis_is_down_and_throttled_once_it_is_back(
+    settings: Settings, own_redis: OwnRedis
+) -> None:
+    """The throttles fail open (docs/decisions/0024-throttles.md): a Redis outage must not
+    lock every customer out; once Redis is back they count again."""
+    own = settings.model_copy(
+        update={
+            "redis_url": own_redis.url,
+            "redis_prefix": unique("throttles-down"),
+            "login_attempts_per_account": 1,
+            "signup_attempts_per_address": 1,
+            "login_window_seconds": 3600,
+            "signup_window_seconds": 3600,
+        }
+    )
+    async with serving(create_app(own), free_port()) as client:
+        await own_redis.kill()
+        emails = [f"{unique('redis-down')}@example.com" for _ in range(2)]
+        for email in emails:  # over the limit of one per address: admitted all the same
+            result = await _auth(client, "signUp", email, "Rhea Down")
+            assert result["__typename"] == "AuthSuccess", result
+        for _ in range(2):
+            assert (await _auth(client, "logIn", emails[0]))["__typename"] == "AuthSuccess"
+
+        await own_redis.start()
+        assert (await _auth(client, "logIn", emails[1]))["__typename"] == "AuthSuccess"
+        refused = await _auth(client, "logIn", emails[1])
+        assert refused["__typename"] == "RateLimitedError", refused
+
+
+async def _auth(
+    client: GraphQLClient, mutation: str, email: str, name: str | None = None
+) -> dict[str, Any]:
+    kind = "SignUpInput" if mutation == "signUp" else "LogInInput"
+    fields = {"email": email, "password": PASSWORD} | ({} if name is None else {"name": name})
+    data = await client.data(
+        f"mutation($input: {kind}!) {{ {mutation}(input: $input) {{ __typename }} }}",
+        {"input": fields},
+    )
+    result: dict[str, Any] = data[mutation]
+    return result
