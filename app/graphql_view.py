@@ -18,6 +18,7 @@ from strawberry.types.unset import UnsetType
 
 from reads.service import QueryService
 from schema.auth import TokenService
+from schema.consistency import ConsistencyTokens
 from schema.context import Context
 from schema.errors import ApiError
 from writes.bus import MessageBus
@@ -31,6 +32,7 @@ class Services:
 
     bus: MessageBus
     tokens: TokenService
+    consistency: ConsistencyTokens
     queries: QueryService
 
 
@@ -53,6 +55,7 @@ class ShopGraphQL(GraphQL[Context, None]):
             response=response,
             bus=services.bus,
             tokens=services.tokens,
+            consistency=services.consistency,
             queries=services.queries,
             correlation_id=request_id,
             authorization=request.headers.get("authorization"),

@@ -17,10 +17,11 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reads import customers, fallback, orders, products, sales
-from reads.consistency import wait_for_position
+from reads.consistency import LogHead, wait_for_position
 from reads.feed import ChangeFeed
 from reads.hub import ProjectionHub
 from reads.paging import Page
+from reads.products import SearchLimits, check_search
 from reads.read_model import ReadModel
 
 T = TypeVar("T")
@@ -46,12 +47,15 @@ class QueryService:
         hub: ProjectionHub,
         sessions: async_sessionmaker[AsyncSession],
         wait_s: float,
+        search_limits: SearchLimits,
     ) -> None:
         self.read_model = read_model
         self.hub = hub
         self.feed = ChangeFeed(hub, read_model)
         self._sessions = sessions
         self._wait_s = wait_s
+        self._search_limits = search_limits
+        self._head = LogHead(self._log_head)
 
     async def order(self, order_id: str, at: int | None) -> tuple[Document | None, Served | None]:
         async def projected() -> Document | None:
@@ -110,6 +114,9 @@ class QueryService:
         in_stock: bool | None,
         at: int | None,
     ) -> tuple[Page[Document], Served | None]:
+        """BadSearch, before any read, for a search beyond the limits."""
+        check_search(search, self._search_limits)
+
         async def projected() -> Page[Document]:
             collection = await self._collection("products")
             return await products.list_products(
@@ -152,6 +159,10 @@ class QueryService:
 
         return await self._read("sales", at, projected, written, mongo_required=True)
 
+    async def _log_head(self) -> int:
+        async with self._sessions() as session:
+            return await fallback.log_head(session)
+
     async def _collection(self, projection: str) -> Any:
         return await self.read_model.collection(projection, projection)
 
@@ -173,7 +184,7 @@ class QueryService:
             if at is None:
                 return await projected(), None
             fresh = await wait_for_position(
-                self.read_model, self.hub, (projection,), at, self._wait_s
+                self.read_model, self.hub, (projection,), at, self._wait_s, self._head
             )
             if fresh.caught_up:
                 return await projected(), Served("projection", fresh.position)

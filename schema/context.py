@@ -12,7 +12,7 @@ from starlette.websockets import WebSocket
 
 from reads.service import QueryService, Served
 from schema.auth import TokenService
-from schema.consistency import decode_token
+from schema.consistency import ConsistencyTokens
 from writes.bus import MessageBus
 from writes.commands import Actor
 
@@ -23,6 +23,7 @@ class Context:
     response: Response | WebSocket | None
     bus: MessageBus
     tokens: TokenService
+    consistency: ConsistencyTokens
     queries: QueryService
     correlation_id: str
     authorization: str | None = None
@@ -43,7 +44,7 @@ class Context:
     def read_position(self) -> int | None:
         """The position named by the client's consistency token, if it sent one."""
         token = self.sent_consistency_token()
-        return None if token is None else decode_token(token)
+        return None if token is None else self.consistency.position(token)
 
     def record(self, served: Served | None) -> None:
         if served is not None:
