@@ -111,7 +111,7 @@ class Settings(BaseSettings):
         """
         configured = [key.get_secret_value().encode() for key in self.consistency_token_keys]
         derived = hmac.new(self.jwt_secret.encode(), _DERIVED_CONSISTENCY_KEY, hashlib.sha256)
-        return configured + [derived.digest()]
+        return [*configured, derived.digest()]
 
     @property
     def is_development(self) -> bool:

@@ -3,8 +3,10 @@
 Given a consistency position, a read first makes sure the projections it reads have
 reached it (waiting briefly on notifications); if they have not, it answers from the
 write store through reads.fallback, in the same document shape. Without a position the
-projection is served as it is. When MongoDB is unreachable, by-id reads and a customer's
-order history fall back to the write store; other reads raise ReadModelUnavailable.
+projection is served as it is. A position beyond the event log's head is refused before
+any wait (PositionNotCommitted), and a search beyond its limits before any read
+(BadSearch). When MongoDB is unreachable, by-id reads and a customer's order history fall
+back to the write store; other reads raise ReadModelUnavailable.
 """
 
 from __future__ import annotations
