@@ -21,10 +21,12 @@ from app.limits import BodySizeLimit
 from app.settings import Settings
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
+from reads.products import SearchLimits
 from reads.read_model import ReadModel
 from reads.service import QueryService
 from schema.auth import TokenService
 from schema.build import build_schema
+from schema.consistency import ConsistencyTokens
 from schema.throttling import AuthThrottles
 from workers.notifications import projections_channel
 from writes.bus import MessageBus
@@ -101,11 +103,13 @@ def create_app(settings: Settings) -> Starlette:
                     settings.jwt_ttl_seconds,
                     settings.jwt_issuer,
                 ),
+                consistency=ConsistencyTokens(settings.consistency_keys()),
                 queries=QueryService(
                     read_model,
                     hub,
                     sessions,
                     settings.consistency_wait_ms / 1000,
+                    SearchLimits(settings.max_search_characters, settings.max_search_words),
                 ),
                 throttles=AuthThrottles(
                     RedisThrottle(redis, settings.redis_prefix),

@@ -18,6 +18,7 @@ from strawberry.types.unset import UnsetType
 
 from reads.service import QueryService
 from schema.auth import TokenService
+from schema.consistency import ConsistencyTokens
 from schema.context import Context
 from schema.errors import ApiError
 from schema.throttling import AuthThrottles
@@ -32,6 +33,7 @@ class Services:
 
     bus: MessageBus
     tokens: TokenService
+    consistency: ConsistencyTokens
     queries: QueryService
     throttles: AuthThrottles
 
@@ -55,6 +57,7 @@ class ShopGraphQL(GraphQL[Context, None]):
             response=response,
             bus=services.bus,
             tokens=services.tokens,
+            consistency=services.consistency,
             queries=services.queries,
             throttles=services.throttles,
             correlation_id=request_id,

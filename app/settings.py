@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_JWT_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+MIN_CONSISTENCY_KEY_BYTES = 32
+# Domain separation: the consistency-token key derived from JWT_SECRET is never JWT_SECRET.
+_DERIVED_CONSISTENCY_KEY = b"shop/consistency-token-key/v1"
 
 
 class Settings(BaseSettings):
@@ -70,6 +75,14 @@ class Settings(BaseSettings):
     signup_window_seconds: int = 3600
     password_hash_concurrency: int = 1
 
+    # Issue 8, part B: consistency tokens and the write-store fallback's inputs.
+    # HMAC keys for consistency tokens, newest first: the first signs, all verify (a JSON
+    # list in the environment); a key derived from JWT_SECRET signs when it is empty.
+    consistency_token_keys: list[SecretStr] = Field(default_factory=list)
+    # products(search:) bounds, so no search costs more than a small one on either path.
+    max_search_characters: int = 200
+    max_search_words: int = 20
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
@@ -85,6 +98,29 @@ class Settings(BaseSettings):
                 f"for JWT_ALGORITHM={self.jwt_algorithm}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_consistency_token_keys(self) -> Settings:
+        keys = [key.get_secret_value().encode() for key in self.consistency_token_keys]
+        if any(len(key) < MIN_CONSISTENCY_KEY_BYTES for key in keys):
+            raise ValueError(
+                "every key in CONSISTENCY_TOKEN_KEYS must be at least "
+                f"{MIN_CONSISTENCY_KEY_BYTES} characters long"
+            )
+        if len(set(keys)) != len(keys):
+            raise ValueError("CONSISTENCY_TOKEN_KEYS lists the same key twice")
+        return self
+
+    def consistency_keys(self) -> list[bytes]:
+        """The consistency-token HMAC keys: the first signs, every one verifies.
+
+        The key derived from JWT_SECRET signs when CONSISTENCY_TOKEN_KEYS is empty and
+        still verifies, last, when it is not: configuring keys breaks no token in flight.
+        (Whoever knows JWT_SECRET can mint admin tokens already; this key adds no power.)
+        """
+        configured = [key.get_secret_value().encode() for key in self.consistency_token_keys]
+        derived = hmac.new(self.jwt_secret.encode(), _DERIVED_CONSISTENCY_KEY, hashlib.sha256)
+        return [*configured, derived.digest()]
 
     @property
     def is_development(self) -> bool:

@@ -41,7 +41,7 @@ from bench.report import Row
 from bench.seed import Account, Seeder
 from bench.stack import Stack, stack
 from bench.stats import spread
-from schema.consistency import encode_token
+from schema.consistency import ConsistencyTokens
 
 LINES = 5
 PAGE = 20
@@ -125,9 +125,10 @@ async def run(settings: Settings, plan: Plan) -> Row:
             await wait_until_projected(settings, projected)
             await running.stop(worker)
             ahead = await write_past_the_projection(seeder)
+            tokens = ConsistencyTokens(settings.consistency_keys())
             paths = (
-                ReadPath(PROJECTION, projection_port, encode_token(projected)),
-                ReadPath(FALLBACK, fallback_port, encode_token(ahead)),
+                ReadPath(PROJECTION, projection_port, tokens.issue(projected)),
+                ReadPath(FALLBACK, fallback_port, tokens.issue(ahead)),
             )
             pages = [await check_path(path, customers[-1], sizes[-1]) for path in paths]
             if pages[0] != pages[1]:

@@ -1,7 +1,8 @@
 """Read-your-writes: wait briefly for the projections a query reads to reach a position.
 
 The wait listens to the worker's batch notifications (no polling loop) and is bounded;
-when it runs out the caller answers from the write store instead.
+when it runs out the caller answers from the write store instead. A position beyond the
+event log's head is refused before any wait: nothing will ever reach it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -27,17 +29,51 @@ class Freshness:
     position: int
 
 
+class PositionNotCommitted(ValueError):
+    """A consistency position beyond the event log's head: no commit ever produced it."""
+
+
+class LogHead:
+    """The event log's head as far as this process knows it.
+
+    Consistency tokens are signed, so a client cannot name a future position; this is the
+    second line (a leaked key, or a database restored to before tokens it issued). The
+    write store is asked only for positions beyond the highest head seen so far, and only
+    on the path that was about to wait and perhaps fall back to the write store anyway.
+    """
+
+    def __init__(self, read_head: Callable[[], Awaitable[int]]) -> None:
+        self._read_head = read_head
+        self._known = 0
+
+    async def check(self, position: int) -> None:
+        """PositionNotCommitted when `position` is beyond the event log's head."""
+        if position <= self._known:
+            return
+        self._known = max(self._known, await self._read_head())
+        if position > self._known:
+            raise PositionNotCommitted(
+                f"the consistency token names position {position}, beyond the last "
+                f"committed event ({self._known}): send a token from a recent mutation, or none"
+            )
+
+
 async def wait_for_position(
     read_model: ReadModel,
     hub: ProjectionHub,
     projections: tuple[str, ...],
     position: int,
     wait_s: float,
+    head: LogHead,
 ) -> Freshness:
-    """Freshness of `projections` against `position`, waiting up to `wait_s` for it."""
+    """Freshness of `projections` against `position`, waiting up to `wait_s` for it.
+
+    PositionNotCommitted, before any wait, for a position beyond the log's head.
+    """
     current = await read_model.positions(projections)
     if min(current.values()) >= position:
         return Freshness(True, min(current.values()))
+    await head.check(position)
     deadline = time.monotonic() + wait_s
     try:
         async with hub.listen(projections) as listener:

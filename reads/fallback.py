@@ -40,7 +40,7 @@ from reads.orders import NEWEST_FIRST
 from reads.paging import Ordering, Page, check_page_size, decode_cursor, empty_page, page_of
 from reads.products import BY_NAME, LOW_STOCK_FIRST
 from reads.sales import assemble_dashboard, check_dashboard_arguments
-from writes.models import Customer, Order, OrderLine, Product
+from writes.models import Customer, EventRecord, Order, OrderLine, Product
 
 PROJECTIONS = ("orders", "products", "customers", "sales")
 
@@ -59,6 +59,12 @@ async def order_documents(session: AsyncSession, order_ids: Sequence[str]) -> li
     if not ids:
         return []
     return await _orders(session, Order.id.in_(ids))
+
+
+async def log_head(session: AsyncSession) -> int:
+    """The event log's last committed position (0 before the first event)."""
+    head = await session.scalar(select(func.max(EventRecord.position)))
+    return int(head or 0)
 
 
 async def product_document(session: AsyncSession, product_id: str) -> ProductDocument | None:

@@ -200,6 +200,16 @@ def _encode_value(value: Any, sort_field: SortField) -> Any:
     return value
 
 
+def _storable(text: str) -> bool:
+    """Whether both stores can take `text`: UTF-8 (no lone surrogates), and no NUL, which
+    PostgreSQL's text type cannot hold."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def _decode_value(value: Any, sort_field: SortField) -> Any:
     kind = sort_field.type
     if kind == "datetime":
@@ -211,12 +221,13 @@ def _decode_value(value: Any, sort_field: SortField) -> Any:
                 except OverflowError:
                     pass
     elif kind == "int":
-        # BSON integers are 64-bit; a larger one could not even be sent in a query.
-        if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        # Sort keys of this type are counts the write store keeps in 32-bit INTEGER
+        # columns, where the fallback compares them: a wider value could not be bound.
+        if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
             return value
     elif kind == "id":
         if isinstance(value, str) and canonical_id(value) == value:
             return value
-    elif isinstance(value, str):
+    elif isinstance(value, str) and _storable(value):
         return value
     raise BadCursor(f"the cursor's {sort_field.name} value is malformed: {value!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -16,6 +17,41 @@ BY_NAME = Ordering(
 LOW_STOCK_FIRST = Ordering(
     "products:low_stock", (SortField("stock", False, "int"), SortField("_id", False, "id"))
 )
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    """The longest catalog search served: characters and whitespace-separated words."""
+
+    max_characters: int
+    max_words: int
+
+
+class BadSearch(ValueError):
+    """A catalog search beyond its SearchLimits, or with a character a store cannot hold."""
+
+
+def check_search(search: str | None, limits: SearchLimits) -> None:
+    """Refuse a search beyond `limits` (BadSearch), whichever store would answer it.
+
+    Every word costs a text-index lookup on the projection and three ILIKE scans on the
+    write store, so the bound keeps both paths as cheap as a short search.
+    """
+    if search is None:
+        return
+    if "\x00" in search:
+        # PostgreSQL's text type cannot hold NUL: the write-store path could not run it.
+        raise BadSearch("search must not contain NUL characters")
+    if len(search) > limits.max_characters:
+        raise BadSearch(
+            f"search must be at most {limits.max_characters} characters long, "
+            f"got {len(search)}: shorten it"
+        )
+    words = len(search.split())
+    if words > limits.max_words:
+        raise BadSearch(
+            f"search must have at most {limits.max_words} words, got {words}: shorten it"
+        )
 
 
 async def product_by_id(collection: AsyncCollection[Any], product_id: str) -> dict[str, Any] | None:

@@ -3,8 +3,10 @@
 Given a consistency position, a read first makes sure the projections it reads have
 reached it (waiting briefly on notifications); if they have not, it answers from the
 write store through reads.fallback, in the same document shape. Without a position the
-projection is served as it is. When MongoDB is unreachable, by-id reads and a customer's
-order history fall back to the write store; other reads raise ReadModelUnavailable.
+projection is served as it is. A position beyond the event log's head is refused before
+any wait (PositionNotCommitted), and a search beyond its limits before any read
+(BadSearch). When MongoDB is unreachable, by-id reads and a customer's order history fall
+back to the write store; other reads raise ReadModelUnavailable.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reads import customers, fallback, orders, products, sales
-from reads.consistency import wait_for_position
+from reads.consistency import LogHead, wait_for_position
 from reads.feed import ChangeFeed
 from reads.hub import ProjectionHub
 from reads.paging import Page
+from reads.products import SearchLimits, check_search
 from reads.read_model import ReadModel
 
 T = TypeVar("T")
@@ -46,12 +49,15 @@ class QueryService:
         hub: ProjectionHub,
         sessions: async_sessionmaker[AsyncSession],
         wait_s: float,
+        search_limits: SearchLimits,
     ) -> None:
         self.read_model = read_model
         self.hub = hub
         self.feed = ChangeFeed(hub, read_model)
         self._sessions = sessions
         self._wait_s = wait_s
+        self._search_limits = search_limits
+        self._head = LogHead(self._log_head)
 
     async def order(self, order_id: str, at: int | None) -> tuple[Document | None, Served | None]:
         async def projected() -> Document | None:
@@ -110,6 +116,9 @@ class QueryService:
         in_stock: bool | None,
         at: int | None,
     ) -> tuple[Page[Document], Served | None]:
+        """BadSearch, before any read, for a search beyond the limits."""
+        check_search(search, self._search_limits)
+
         async def projected() -> Page[Document]:
             collection = await self._collection("products")
             return await products.list_products(
@@ -152,6 +161,10 @@ class QueryService:
 
         return await self._read("sales", at, projected, written, mongo_required=True)
 
+    async def _log_head(self) -> int:
+        async with self._sessions() as session:
+            return await fallback.log_head(session)
+
     async def _collection(self, projection: str) -> Any:
         return await self.read_model.collection(projection, projection)
 
@@ -173,7 +186,7 @@ class QueryService:
             if at is None:
                 return await projected(), None
             fresh = await wait_for_position(
-                self.read_model, self.hub, (projection,), at, self._wait_s
+                self.read_model, self.hub, (projection,), at, self._wait_s, self._head
             )
             if fresh.caught_up:
                 return await projected(), Served("projection", fresh.position)

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocket
 
 from reads.service import QueryService, Served
 from schema.auth import TokenService
-from schema.consistency import decode_token
+from schema.consistency import ConsistencyTokens
 from schema.throttling import AuthThrottles
 from writes.bus import MessageBus
 from writes.commands import Actor
@@ -24,6 +24,7 @@ class Context:
     response: Response | WebSocket | None
     bus: MessageBus
     tokens: TokenService
+    consistency: ConsistencyTokens
     queries: QueryService
     throttles: AuthThrottles
     correlation_id: str
@@ -45,7 +46,7 @@ class Context:
     def read_position(self) -> int | None:
         """The position named by the client's consistency token, if it sent one."""
         token = self.sent_consistency_token()
-        return None if token is None else decode_token(token)
+        return None if token is None else self.consistency.position(token)
 
     def client_address(self) -> str:
         """The client's IP address: uvicorn sets it from X-Forwarded-For only when the

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import strawberry
 
-from schema.consistency import encode_token
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.enums import Role
@@ -92,7 +91,7 @@ def _auth_success(info: Info, committed: Committed[CustomerView]) -> AuthSuccess
     return AuthSuccess(
         token=info.context.tokens.issue(view.id, view.role),
         customer=Customer.from_view(view),
-        consistency_token=encode_token(committed.position),
+        consistency_token=info.context.consistency.issue(committed.position),
     )
 
 

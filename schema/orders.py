@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import strawberry
 
-from schema.consistency import encode_token
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.enums import OrderStatus
@@ -141,9 +140,10 @@ class OrderIdInput:
     order_id: strawberry.ID
 
 
-def _success(committed: Committed[OrderView]) -> OrderSuccess:
+def _success(info: Info, committed: Committed[OrderView]) -> OrderSuccess:
     return OrderSuccess(
-        order=Order.from_view(committed.value), consistency_token=encode_token(committed.position)
+        order=Order.from_view(committed.value),
+        consistency_token=info.context.consistency.issue(committed.position),
     )
 
 
@@ -157,16 +157,16 @@ class OrderMutations:
             lines=tuple(OrderLineRequest(line.product_id, line.quantity) for line in input.lines),
             idempotency_key=input.idempotency_key,
         )
-        return await run_command(info, command, _success)  # type: ignore[return-value]
+        return await run_command(info, command, lambda c: _success(info, c))  # type: ignore[return-value]
 
     @strawberry.mutation(description="Cancel a placed order (its customer or an admin).")
     async def cancel_order(self, info: Info, input: OrderIdInput) -> OrderResult:
         return await run_command(  # type: ignore[return-value]
-            info, CancelOrder(order_id=input.order_id), _success
+            info, CancelOrder(order_id=input.order_id), lambda c: _success(info, c)
         )
 
     @strawberry.mutation(description="Mark a placed order shipped (admin).")
     async def ship_order(self, info: Info, input: OrderIdInput) -> OrderResult:
         return await run_command(  # type: ignore[return-value]
-            info, ShipOrder(order_id=input.order_id), _success
+            info, ShipOrder(order_id=input.order_id), lambda c: _success(info, c)
         )

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import strawberry
 
-from schema.consistency import encode_token
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.errors import NotFoundError, ValidationError, VersionConflictError
@@ -96,10 +95,10 @@ class RestockProductInput:
     quantity: int
 
 
-def _success(committed: Committed[ProductView]) -> ProductSuccess:
+def _success(info: Info, committed: Committed[ProductView]) -> ProductSuccess:
     return ProductSuccess(
         product=Product.from_view(committed.value),
-        consistency_token=encode_token(committed.position),
+        consistency_token=info.context.consistency.issue(committed.position),
     )
 
 
@@ -114,7 +113,7 @@ class ProductMutations:
             price_cents=input.price_cents,
             stock=input.stock,
         )
-        return await run_command(info, command, _success)  # type: ignore[return-value]
+        return await run_command(info, command, lambda c: _success(info, c))  # type: ignore[return-value]
 
     @strawberry.mutation(description="Set a product's price; expectedVersion guards edits (admin).")
     async def change_product_price(
@@ -125,9 +124,9 @@ class ProductMutations:
             price_cents=input.price_cents,
             expected_version=input.expected_version,
         )
-        return await run_command(info, command, _success)  # type: ignore[return-value]
+        return await run_command(info, command, lambda c: _success(info, c))  # type: ignore[return-value]
 
     @strawberry.mutation(description="Add units to a product's stock (admin).")
     async def restock_product(self, info: Info, input: RestockProductInput) -> ProductResult:
         command = RestockProduct(product_id=input.product_id, quantity=input.quantity)
-        return await run_command(info, command, _success)  # type: ignore[return-value]
+        return await run_command(info, command, lambda c: _success(info, c))  # type: ignore[return-value]

@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from reads.consistency import PositionNotCommitted
 from reads.paging import BadCursor, PageSizeError
+from reads.products import BadSearch
 from reads.sales import DashboardArgumentError
 from reads.service import ReadModelUnavailable, Served
 from schema.context import Info
@@ -20,7 +22,13 @@ T = TypeVar("T")
 def _coded() -> Iterator[None]:
     try:
         yield
-    except (PageSizeError, BadCursor, DashboardArgumentError) as exc:
+    except (
+        PageSizeError,
+        BadCursor,
+        DashboardArgumentError,
+        BadSearch,
+        PositionNotCommitted,
+    ) as exc:
         raise ApiError("BAD_USER_INPUT", str(exc)) from None
     except ReadModelUnavailable:
         raise ApiError(

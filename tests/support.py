@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import fcntl
+import functools
 import itertools
 import json
 import os
@@ -13,8 +14,8 @@ import struct
 import termios
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +23,14 @@ import httpx
 import uvicorn
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from app.settings import Settings
+from schema.consistency import ConsistencyTokens
 from workers.log_reader import read_events
 from workers.projection import MongoWrite, StoredEvent, Write
 from writes.models import EventRecord
@@ -95,6 +98,33 @@ class GraphQLClient:
         assert "errors" not in body, body
         data: dict[str, Any] = body["data"]
         return data
+
+
+@functools.cache
+def consistency_tokens() -> ConsistencyTokens:
+    """The consistency-token codec of the apps tests serve: their keys come from the
+    environment the session's Settings() read (JWT_SECRET, CONSISTENCY_TOKEN_KEYS)."""
+    return ConsistencyTokens(Settings().consistency_keys())
+
+
+def token_position(token: str) -> int:
+    """The event-log position a consistency token from the API names."""
+    return consistency_tokens().position(token)
+
+
+@contextmanager
+def sql_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement `engine` sends while the block runs."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def error_codes(body: dict[str, Any]) -> list[str]:

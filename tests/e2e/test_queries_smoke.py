@@ -6,11 +6,10 @@ from pymongo import MongoClient
 
 from app.asgi import create_app
 from app.settings import Settings
-from schema.consistency import decode_token
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline
-from tests.support import free_port, serving, unique
+from tests.support import free_port, serving, token_position, unique
 
 ORDER = "query($id: ID!) { order(id: $id) { id status totalCents customer { id } lines { sku quantity } } }"
 
@@ -31,7 +30,7 @@ async def test_order_is_read_from_the_projection_with_a_token(
     consistency = body["extensions"]["consistency"]
     assert consistency["token"] == token
     assert consistency["servedFrom"] in {"projection", "write_store"}
-    await read_side.wait_until_projected(decode_token(token))
+    await read_side.wait_until_projected(token_position(token))
     again = await api.client.gql(ORDER, {"id": placed["order"]["id"]}, customer.token)
     assert again["data"]["order"]["status"] == "PLACED"
     assert "consistency" not in again.get("extensions", {})

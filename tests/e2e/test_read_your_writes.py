@@ -7,17 +7,14 @@ ahead of the projection after the bounded wait (CONSISTENCY_WAIT_MS).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
 from app.settings import Settings
-from schema.consistency import decode_token, encode_token
 from tests.conftest import Api, Customer, sign_up
 from tests.pipeline import Pipeline, isolated_pipeline
 from tests.support import (
@@ -26,10 +23,13 @@ from tests.support import (
     ORDER_FIELDS,
     ORDER_QUERY,
     GraphQLClient,
+    consistency_tokens,
     error_codes,
     free_port,
     place_order,
     serving,
+    sql_statements,
+    token_position,
     unique,
 )
 
@@ -72,21 +72,6 @@ def with_token(token: str) -> dict[str, str]:
     return {"X-Consistency-Token": token}
 
 
-@contextmanager
-def sql_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every SQL statement `engine` sends while the block runs."""
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 # --- no PostgreSQL for queries the projection can answer -------------------------------
 
 
@@ -95,7 +80,7 @@ async def test_a_query_never_touches_postgresql_without_a_token_or_once_caught_u
 ) -> None:
     product = await new_product(api, admin_token)
     order, token = await place(api.client, customer.token, product["id"])
-    await read_side.wait_until_projected(decode_token(token))
+    await read_side.wait_until_projected(token_position(token))
     engine: AsyncEngine = api.app.state.engine
     reads = [
         (ORDER, {"id": order["id"]}, customer.token),
@@ -183,7 +168,7 @@ async def test_with_the_worker_running_a_token_reads_its_write_mostly_from_the_p
     api: Api, admin_token: str, customer: Customer, read_side: Pipeline
 ) -> None:
     product = await new_product(api, admin_token)
-    await read_side.wait_until_projected(decode_token(product["token"]))
+    await read_side.wait_until_projected(token_position(product["token"]))
     served: list[str] = []
 
     for _ in range(RUNS):
@@ -201,7 +186,7 @@ async def test_with_the_worker_running_a_token_reads_its_write_mostly_from_the_p
         assert consistency["token"] == token
         served.append(consistency["servedFrom"])
         if consistency["servedFrom"] == "projection":
-            assert int(consistency["projectionPosition"]) >= decode_token(token)
+            assert int(consistency["projectionPosition"]) >= token_position(token)
 
     from_projection = served.count("projection") / RUNS
     print(f"\nread-your-writes served from the projection: {from_projection:.0%} of {RUNS}")
@@ -217,8 +202,8 @@ async def test_extensions_consistency_is_present_exactly_when_a_token_was_sent(
 ) -> None:
     product = await new_product(api, admin_token)
     order, token = await place(api.client, customer.token, product["id"])
-    await read_side.wait_until_projected(decode_token(token))
-    older = encode_token(decode_token(token) - 1)
+    await read_side.wait_until_projected(token_position(token))
+    older = consistency_tokens().issue(token_position(token) - 1)
 
     for query, variables, bearer in [
         (ORDER, {"id": order["id"]}, customer.token),
@@ -236,14 +221,16 @@ async def test_extensions_consistency_is_present_exactly_when_a_token_was_sent(
             consistency = body["extensions"]["consistency"]
             assert consistency["token"] == sent
             assert consistency["servedFrom"] == "projection"
-            assert int(consistency["projectionPosition"]) >= decode_token(token)
+            assert int(consistency["projectionPosition"]) >= token_position(token)
 
 
 async def test_a_token_this_api_did_not_issue_is_bad_user_input(
     api: Api, customer: Customer
 ) -> None:
-    forged = encode_token(1).replace("c", "x")  # "pos:1" no more
-    for garbage in ("garbage", "", "cG9zOi0x", forged, "pos:12"):
+    genuine = consistency_tokens().issue(1)
+    altered = genuine[:-2] + ("B" if genuine[-2] == "A" else "A") + genuine[-1]
+    unsigned = "cG9zOjE"  # "pos:1", the format before tokens were signed
+    for garbage in ("garbage", "", "cG9zOi0x", altered, unsigned, "pos:12"):
         body = await api.client.gql(
             ORDER, {"id": customer.id}, customer.token, {"X-Consistency-Token": garbage}
         )

@@ -11,7 +11,6 @@ from typing import Any
 
 from app.settings import Settings
 from reads.hub import DEFAULT_QUEUE
-from schema.consistency import decode_token
 from tests.conftest import Api, sign_up
 from tests.e2e.test_orders import place
 from tests.pipeline import Pipeline
@@ -22,6 +21,7 @@ from tests.support import (
     StalledWebSocket,
     graphql_ws,
     server_send_queue,
+    token_position,
     unique,
     ws_auth,
 )
@@ -73,7 +73,7 @@ async def create(
     )
     created = data["createProduct"]
     assert created["__typename"] == "ProductSuccess", created
-    await read_side.wait_until_projected(decode_token(created["consistencyToken"]))
+    await read_side.wait_until_projected(token_position(created["consistencyToken"]))
     return created["product"]["id"], created["consistencyToken"]
 
 

@@ -25,11 +25,10 @@ from reads.documents import INDEXES, POSITION
 from reads.orders import NEWEST_FIRST, customer_orders
 from reads.paging import MAX_PAGE, BadCursor, Ordering, Page, PageSizeError, decode_cursor
 from reads.products import BY_NAME, LOW_STOCK_FIRST, list_products, low_stock
-from schema.consistency import decode_token
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
-from tests.support import CANCEL_ORDER, CREATE_PRODUCT, SHIP_ORDER
+from tests.support import CANCEL_ORDER, CREATE_PRODUCT, SHIP_ORDER, token_position
 from workers.state import STATE
 
 Doc = dict[str, Any]
@@ -52,7 +51,7 @@ async def collection(pipeline: Pipeline, projection: str, logical: str) -> Async
 
 async def settle(pipeline: Pipeline, *results: Doc) -> None:
     """Wait until every projection has what the mutations that returned `results` wrote."""
-    await pipeline.wait_until_projected(max(decode_token(r["consistencyToken"]) for r in results))
+    await pipeline.wait_until_projected(max(token_position(r["consistencyToken"]) for r in results))
 
 
 async def named_product(

@@ -26,11 +26,10 @@ from reads.nodes import find_node
 from reads.orders import order_by_id
 from reads.products import product_by_id
 from reads.sales import DashboardArgumentError, dashboard
-from schema.consistency import decode_token
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
-from tests.support import CANCEL_ORDER, apply_writes
+from tests.support import CANCEL_ORDER, apply_writes, token_position
 from workers.projection import StoredEvent
 from workers.projectors.sales import PROJECTOR as SALES
 from workers.state import STATE
@@ -210,7 +209,7 @@ async def test_the_projected_dashboard_agrees_with_the_write_store(
     cancel = await api.client.data(
         CANCEL_ORDER, {"input": {"orderId": dropped["order"]["id"]}}, customer.token
     )
-    await pipeline.wait_until_projected(decode_token(cancel["cancelOrder"]["consistencyToken"]))
+    await pipeline.wait_until_projected(token_position(cancel["cancelOrder"]["consistencyToken"]))
     names = await _collections(pipeline, "sales")
     handles = [pipeline.db[names[name]] for name in (SALES_TOTALS, SALES_DAILY, SALES_PRODUCTS)]
 
@@ -250,7 +249,7 @@ async def test_lookups_by_id_and_node(
     await pipeline.start_worker()
     mug = await create_product(api, admin_token, stock=5)
     placed = await place(api, customer.token, [(mug["id"], 1)])
-    await pipeline.wait_until_projected(decode_token(placed["consistencyToken"]))
+    await pipeline.wait_until_projected(token_position(placed["consistencyToken"]))
     orders = pipeline.db[(await _collections(pipeline, "orders"))["orders"]]
     products = pipeline.db[(await _collections(pipeline, "products"))["products"]]
     customers = pipeline.db[(await _collections(pipeline, "customers"))["customers"]]

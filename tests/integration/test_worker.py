@@ -8,10 +8,10 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
-from schema.consistency import decode_token
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
+from tests.support import token_position
 
 
 @pytest_asyncio.fixture
@@ -27,7 +27,7 @@ async def test_a_worker_projects_new_orders_and_verify_is_clean(
     mug = await create_product(api, admin_token, stock=5, price=700)
     placed = await place(api, customer.token, [(mug["id"], 2)])
 
-    await pipeline.wait_until_projected(decode_token(placed["consistencyToken"]))
+    await pipeline.wait_until_projected(token_position(placed["consistencyToken"]))
 
     order = await pipeline.db["orders"].find_one({"_id": placed["order"]["id"]})
     assert order is not None

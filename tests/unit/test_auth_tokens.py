@@ -1,5 +1,5 @@
-"""Bearer tokens (schema/auth.py), the JWT secret guard (app/settings.py) and
-consistency tokens (schema/consistency.py): no services needed."""
+"""Bearer tokens (schema/auth.py) and the JWT secret guard (app/settings.py): no services
+needed. Consistency tokens have tests/unit/test_consistency_tokens.py."""
 
 from __future__ import annotations
 
@@ -12,22 +12,16 @@ from typing import Any
 
 import jwt
 import pytest
-from hypothesis import given
-from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from app.settings import DEFAULT_JWT_SECRET, Settings
 from schema.auth import TokenService
-from schema.consistency import decode_token, encode_token
 from schema.errors import ApiError
 from writes.commands import Actor, Role
 
 SECRET = "unit-test-secret-of-at-least-32-characters"
 OTHER_SECRET = "another-secret-that-is-also-long-enough-000"
 ISSUER = "shop-api"
-
-hermetic = hypothesis_settings(database=None, deadline=None)
 
 
 def service(**overrides: Any) -> TokenService:
@@ -248,48 +242,6 @@ def test_production_reads_the_secret_from_the_environment(monkeypatch: pytest.Mo
         settings_of()
     monkeypatch.setenv("JWT_SECRET", SECRET)
     assert settings_of().jwt_secret == SECRET
-
-
-# --- consistency tokens ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("position", [0, 1, 42, 2**31, 2**63 - 1])
-def test_a_consistency_token_decodes_to_its_position(position: int) -> None:
-    token = encode_token(position)
-    assert decode_token(token) == position
-    assert "=" not in token
-
-
-@hermetic
-@given(st.integers(min_value=0, max_value=2**63 - 1))
-def test_every_position_roundtrips(position: int) -> None:
-    assert decode_token(encode_token(position)) == position
-
-
-@pytest.mark.parametrize(
-    "token",
-    [
-        "",
-        "garbage",
-        "!!!",
-        "a",
-        _b64(b"pos:"),
-        _b64(b"pos:abc"),
-        _b64(b"pos:-1"),
-        _b64(b"pos:1.5"),
-        _b64(b"pos: 7"),
-        _b64(b"position:7"),
-        _b64(b"7"),
-        _b64(b"\xff\xfe\xfd"),
-        _b64("pos:²".encode()),
-        _b64("pos:١٢".encode()),
-        _b64(b"pos:" + b"9" * 5000),
-    ],
-)
-def test_a_garbage_consistency_token_is_bad_user_input(token: str) -> None:
-    with pytest.raises(ApiError) as refused:
-        decode_token(token)
-    assert refused.value.code == "BAD_USER_INPUT"
 
 
 def test_a_verified_token_is_remembered_but_still_expires() -> None:

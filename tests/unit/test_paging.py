@@ -133,16 +133,32 @@ def test_malformed_cursors_are_refused(cursor: str) -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [[True, ORDER_ID], [1.0, ORDER_ID], ["3", ORDER_ID], [2**63, ORDER_ID], [None, ORDER_ID]],
+    [
+        [True, ORDER_ID],
+        [1.0, ORDER_ID],
+        ["3", ORDER_ID],
+        [2**63, ORDER_ID],
+        [2**31, ORDER_ID],
+        [-(2**31) - 1, ORDER_ID],
+        [None, ORDER_ID],
+    ],
 )
-def test_int_keys_must_be_64_bit_integers(values: list[Any]) -> None:
+def test_int_keys_must_be_32_bit_integers(values: list[Any]) -> None:
+    """The write store keeps them in INTEGER columns, where the fallback binds them."""
     with pytest.raises(BadCursor):
         decode_cursor(_raw({"k": LOW_STOCK_FIRST.kind, "v": values}), LOW_STOCK_FIRST)
 
 
-def test_string_keys_must_be_strings() -> None:
+@pytest.mark.parametrize("value", [2**31 - 1, -(2**31), 0])
+def test_int_keys_within_32_bits_pass(value: int) -> None:
+    after = _raw({"k": LOW_STOCK_FIRST.kind, "v": [value, ORDER_ID]})
+    assert decode_cursor(after, LOW_STOCK_FIRST) == (value, ORDER_ID)
+
+
+@pytest.mark.parametrize("value", [5, None, "a\u0000b", "\ud800"])
+def test_string_keys_must_be_strings_both_stores_can_hold(value: object) -> None:
     with pytest.raises(BadCursor):
-        decode_cursor(_raw({"k": BY_NAME.kind, "v": [5, ORDER_ID]}), BY_NAME)
+        decode_cursor(_raw({"k": BY_NAME.kind, "v": [value, ORDER_ID]}), BY_NAME)
 
 
 def test_bad_cursor_and_page_size_errors_are_value_errors() -> None:

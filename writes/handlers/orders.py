@@ -16,7 +16,6 @@ from writes import rules
 from writes.clock import iso, now_ms
 from writes.commands import Actor, CancelOrder, PlaceOrder, ShipOrder
 from writes.errors import (
-    Forbidden,
     InsufficientStock,
     InvalidTransition,
     NotFound,
@@ -158,7 +157,8 @@ async def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> Committed[OrderView
     actor = uow.signed_in()
     order = await _locked_order(uow, cmd.order_id)
     if order.customer_id != actor.customer_id and not actor.is_admin:
-        raise Forbidden("only the customer who placed this order or an admin may cancel it")
+        # The same answer as for an unknown order, so ids cannot be probed for existence.
+        raise NotFound("order", cmd.order_id)
     _transition(order, "CANCELLED")
     lines = await _lines(uow, order.id)
     products = await uow.session.scalars(
