@@ -14,6 +14,7 @@ from contextlib import suppress
 from typing import Any, cast
 
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -137,12 +138,25 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await cast("FrameReader", self.websocket).close(FORBIDDEN, str(token_expired()))
 
 
+class AnyOperation:
+    """A schema whose `subscribe` runs any operation: the legacy protocol's `start` carries
+    queries and mutations too, and strawberry's legacy handler would ask for a subscription
+    (a query then failed as an internal error)."""
+
+    def __init__(self, schema: BaseSchema) -> None:
+        self._schema = schema
+
+    async def subscribe(self, **operation: Any) -> Any:
+        return await self._schema.stream(**operation)
+
+
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """Legacy graphql-ws: malformed messages are answered and the socket stays open, as its
     reference server does; binary and oversized frames close it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.schema = cast("BaseSchema", AnyOperation(self.schema))
         self.expiry = IdentityExpiry()
 
     async def handle(self) -> None:

@@ -47,7 +47,8 @@ class Context:
 
     def identity_expires_at(self) -> int | None:
         """When the caller's bearer token expires (Unix seconds); None for anonymous callers."""
-        self.actor()
+        if not self._actor_known:
+            self.actor()
         return self._expires_at
 
     def read_position(self) -> int | None:
