@@ -68,6 +68,9 @@ def create_app(settings: Settings) -> Starlette:
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
         allowed_origins=settings.ws_allowed_origins,
         connection_init_wait_timeout=timedelta(seconds=10),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
+        max_frame_bytes=settings.max_body_bytes,
+        max_connections_per_address=settings.ws_max_connections_per_address,
     )
 
     @asynccontextmanager
@@ -139,8 +142,11 @@ def create_app(settings: Settings) -> Starlette:
                 expose_headers=["x-request-id"],
             )
         )
-    return Starlette(
+    app = Starlette(
         routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql)],
         middleware=middleware,
         lifespan=lifespan,
     )
+    # Whatever serves the app caps websocket frames at this too (uvicorn's ws_max_size).
+    app.state.max_body_bytes = settings.max_body_bytes
+    return app

@@ -177,6 +177,8 @@ def serve(app: Any, settings: Settings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # Websocket frames obey the HTTP body limit (uvicorn's default is 16 MiB).
+        ws_max_size=settings.max_body_bytes,
     )
     uvicorn.Server(config).run()
 

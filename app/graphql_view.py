@@ -11,11 +11,16 @@ import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.schema import BaseSchema
 from strawberry.types.unset import UnsetType
 
+from app.ws_frames import FrameReader
+from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
+from app.ws_protocols import LegacyWSHandler, TransportWSHandler
 from reads.service import QueryService
 from schema.auth import TokenService
 from schema.consistency import ConsistencyTokens
@@ -45,6 +50,49 @@ def correlation_id(request: Request | WebSocket) -> str:
 
 
 class ShopGraphQL(GraphQL[Context, None]):
+    """Strawberry's view with our context, and websockets held to the HTTP rules: frames
+    up to `max_frame_bytes`, `max_connections_per_address` open sockets per client
+    address, the socket's identity no longer than its token (app.ws_protocols)."""
+
+    websocket_adapter_class = FrameReader
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        max_frame_bytes: int,
+        max_connections_per_address: int,
+        **options: Any,
+    ) -> None:
+        super().__init__(schema, **options)
+        self.max_frame_bytes = max_frame_bytes
+        self.connections = ConnectionsPerAddress(max_connections_per_address)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        address = client_address(scope)
+        if not self.connections.admit(address):
+            await self._refuse_websocket(WebSocket(scope, receive, send))
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.connections.release(address)
+
+    async def _refuse_websocket(self, websocket: WebSocket) -> None:
+        """Accepted (with the client's sub-protocol, or browsers report only a failed
+        handshake), then closed with a code the client can read and retry on."""
+        subprotocol = await self.pick_websocket_subprotocol(websocket)
+        await websocket.accept(subprotocol=subprotocol)
+        await websocket.close(
+            TRY_AGAIN_LATER,
+            f"too many websockets from this address (at most {self.connections.cap})",
+        )
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:

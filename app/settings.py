@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     max_search_characters: int = 200
     max_search_words: int = 20
 
+    # Websockets with the HTTP rules (issue 8, part D; frames are capped at max_body_bytes).
+    # Open sockets per client address in each API process (decision 0027), and operations in
+    # flight on one socket (subscriptions, and queries or mutations not yet answered).
+    ws_max_connections_per_address: int = Field(default=16, ge=1)
+    ws_max_subscriptions_per_connection: int = Field(default=20, ge=1)
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:

@@ -116,6 +116,9 @@ class Stack:
                 "MONGODB_DATABASE": s.mongodb_database,
                 "REDIS_PREFIX": s.redis_prefix,
                 "LOG_LEVEL": "WARNING",
+                # The load generator's hundreds of subscribers all come from 127.0.0.1
+                # (`shop serve` caps websocket frames at MAX_BODY_BYTES itself).
+                "WS_MAX_CONNECTIONS_PER_ADDRESS": "10000",
             }
             | dict(extra or {})
         )

@@ -43,6 +43,11 @@ class TokenService:
 
     def verify(self, token: str) -> Actor:
         """The actor a token names; ApiError UNAUTHENTICATED when it is bad or expired."""
+        return self.identity(token)[0]
+
+    def identity(self, token: str) -> tuple[Actor, int]:
+        """The actor a token names and its expiry (Unix seconds); UNAUTHENTICATED when it is
+        bad or expired."""
         verified = self._verified.get(token)
         if verified is None:
             verified = self._decode(token)
@@ -51,10 +56,9 @@ class TokenService:
                 self._verified.popitem(last=False)
         else:
             self._verified.move_to_end(token)
-        actor, expires = verified
-        if self.clock() >= expires:
-            raise _expired()
-        return actor
+        if self.clock() >= verified[1]:
+            raise token_expired()
+        return verified
 
     def _decode(self, token: str) -> tuple[Actor, int]:
         try:
@@ -67,7 +71,7 @@ class TokenService:
             )
             return Actor(uuid.UUID(claims["sub"]), Role(claims["role"])), int(claims["exp"])
         except jwt.ExpiredSignatureError:
-            raise _expired() from None
+            raise token_expired() from None
         except (jwt.InvalidTokenError, ValueError, TypeError, KeyError):
             raise ApiError(
                 "UNAUTHENTICATED", "the bearer token is not valid: sign in again"
@@ -75,13 +79,19 @@ class TokenService:
 
     def actor_from_header(self, authorization: str | None) -> Actor | None:
         """The actor of an `Authorization: Bearer ...` header; None when there is none."""
+        identity = self.identity_from_header(authorization)
+        return None if identity is None else identity[0]
+
+    def identity_from_header(self, authorization: str | None) -> tuple[Actor, int] | None:
+        """The actor of an `Authorization: Bearer ...` header and its token's expiry; None
+        when there is none."""
         if not authorization:
             return None
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError("UNAUTHENTICATED", "the Authorization header must be 'Bearer <token>'")
-        return self.verify(token.strip())
+        return self.identity(token.strip())
 
 
-def _expired() -> ApiError:
+def token_expired() -> ApiError:
     return ApiError("UNAUTHENTICATED", "the bearer token has expired: sign in again")

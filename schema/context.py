@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from reads.service import QueryService, Served
-from schema.auth import TokenService
+from schema.auth import TokenService, token_expired
 from schema.consistency import ConsistencyTokens
 from schema.throttling import AuthThrottles
 from writes.bus import MessageBus
@@ -35,13 +35,24 @@ class Context:
     served: list[Served] = field(default_factory=list)
     _actor: Actor | None = field(default=None, init=False)
     _actor_known: bool = field(default=False, init=False)
+    _expires_at: int | None = field(default=None, init=False)
 
     def actor(self) -> Actor | None:
         """Who is calling, from the bearer token; raises UNAUTHENTICATED on a bad token."""
         if not self._actor_known:
-            self._actor = self.tokens.actor_from_header(self._authorization())
+            identity = self.tokens.identity_from_header(self._authorization())
+            self._actor, self._expires_at = (None, None) if identity is None else identity
             self._actor_known = True
+        elif self._expires_at is not None and self.tokens.clock() >= self._expires_at:
+            # A websocket's context outlives its token: no operation runs on an expired one.
+            raise token_expired()
         return self._actor
+
+    def identity_expires_at(self) -> int | None:
+        """When the caller's bearer token expires (Unix seconds); None for anonymous callers."""
+        if not self._actor_known:
+            self.actor()
+        return self._expires_at
 
     def read_position(self) -> int | None:
         """The position named by the client's consistency token, if it sent one."""

@@ -106,7 +106,10 @@ GENEROUS_THROTTLES = {
 def settings(services: Settings) -> Iterator[Settings]:
     """This run's own database, Mongo database and Redis prefix, migrated."""
     with own_stores(services, f"shop_test_{RUN_ID}") as run_settings:
-        yield run_settings.model_copy(update=GENEROUS_THROTTLES)
+        # Every test client connects from 127.0.0.1, and the load tests open hundreds.
+        yield run_settings.model_copy(
+            update=GENEROUS_THROTTLES | {"ws_max_connections_per_address": 1000}
+        )
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -138,6 +141,7 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         log_config=None,
         lifespan="on",
         access_log=False,
+        ws_max_size=settings.max_body_bytes,
     )
     server = ReadyServer(config)
     serving = asyncio.create_task(server.serve())

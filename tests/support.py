@@ -288,12 +288,21 @@ async def apply_writes(
 
 @asynccontextmanager
 async def serving(
-    app: Starlette, port: int, startup_budget_s: float = 30
+    app: Starlette, port: int, startup_budget_s: float = 30, ws_max_size: int | None = None
 ) -> AsyncIterator[GraphQLClient]:
     """`app` served by uvicorn on 127.0.0.1:`port` in this event loop (as the `api` fixture
-    serves the main one), and a GraphQL client for it; the server stops on exit."""
+    serves the main one), and a GraphQL client for it; the server stops on exit.
+
+    uvicorn refuses websocket frames over `ws_max_size` bytes: by default the app's own
+    body limit, as `shop serve` configures it."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        ws_max_size=ws_max_size or app.state.max_body_bytes,
     )
     server = ReadyServer(config)
     serve = asyncio.create_task(server.serve())
