@@ -165,7 +165,8 @@ class _Pricer:
         item = (OBJECT if is_composite_type(named) else 0) + below.fixed
         if rule.paged:
             page = self.size(node, rule.size or PAGE)
-            return _Price(rule.own + item + page * below.per_page_item)
+            # The connection object only wraps its page: its items are the cost.
+            return _Price(rule.own + below.fixed + page * below.per_page_item)
         if rule.per_page_item:
             return _Price(rule.own, item)
         if _is_list(field_type):
