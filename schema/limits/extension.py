@@ -232,7 +232,11 @@ class DocumentLimits(SchemaExtension):
                 entry.shapes.fragment_order,
             )
             entry.costs.put((key, values), cost)
-        budget = self.state.budgets.for_role(_role(self.execution_context.context))
+        role, bad_token = _role(self.execution_context.context)
+        budget = self.state.budgets.for_role(role)
+        if cost > budget and bad_token is not None:
+            # A valid token might have had the budget: the token is what to fix first.
+            return [GraphQLError(str(bad_token), original_error=bad_token)]
         if cost > budget:
             return [
                 refusal(
@@ -247,20 +251,20 @@ class DocumentLimits(SchemaExtension):
         return []
 
 
-def _role(context: object) -> str | None:
-    """The caller's role; None for anonymous callers and bad tokens alike.
+def _role(context: object) -> tuple[str | None, ApiError | None]:
+    """The caller's role (None when anonymous), and why its token was refused, if it was.
 
-    A bad token is the resolvers' to refuse (UNAUTHENTICATED), with the anonymous budget.
+    A bad token gets the anonymous budget: fields that need a caller refuse it themselves.
     """
     actor = getattr(context, "actor", None)
     if actor is None:
-        return None
+        return None, None
     try:
         found = actor()
-    except ApiError:
-        return None
+    except ApiError as refused:
+        return None, refused
     role = getattr(found, "role", None)
-    return None if role is None else str(role)
+    return (None if role is None else str(role)), None
 
 
 def without_suggestion(error: GraphQLError) -> GraphQLError:
