@@ -164,7 +164,15 @@ class DocumentLimits(SchemaExtension):
             verdict = entry.verdicts[key] = self._verdict(entry, document, operation, key)
         if verdict:
             return verdict
-        return self._priced(entry, document, operation, key)
+        # Priced before graphql-core validates: a refusal for cost then costs next to
+        # nothing, even for a document that validation would take milliseconds over.
+        priced = self._priced(entry, document, operation, key)
+        if priced:
+            return priced
+        invalid = self._validated(entry, document)
+        if invalid:
+            self.cost = None  # nothing runs: there is no cost to report
+        return invalid
 
     def _verdict(
         self,
@@ -173,7 +181,7 @@ class DocumentLimits(SchemaExtension):
         operation: OperationDefinitionNode,
         key: str | None,
     ) -> list[GraphQLError]:
-        """The errors of this operation that do not depend on variables or the caller."""
+        """The limits this operation breaks (they do not depend on variables or caller)."""
         if isinstance(entry.shapes, GraphQLError):
             return [entry.shapes]
         shape, limits = entry.shapes.operations[key], self.state.limits
@@ -202,6 +210,10 @@ class DocumentLimits(SchemaExtension):
                     "pairs of fields selected under the same name at the same place",
                 )
             ]
+        return []
+
+    def _validated(self, entry: _Document, document: DocumentNode) -> list[GraphQLError]:
+        """graphql-core's validation of the whole document, once per query text."""
         if entry.validation is None:
             rules = (*self.execution_context.validation_rules, *self.state.extra_rules())
             found = strawberry_schema.validate_document(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import graphql
 import pytest
+import strawberry.schema.schema as strawberry_schema
 from graphql import (
     GraphQLList,
     GraphQLNonNull,
@@ -91,6 +93,31 @@ def test_every_cost_entry_names_a_real_field() -> None:
         type_ = type_map[type_name]
         assert isinstance(type_, GraphQLObjectType)
         assert field_name in type_.fields, key
+
+
+def test_the_budget_is_checked_before_graphql_core_validates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refusal for cost must be cheap: validation would walk the whole document first."""
+    validated: list[object] = []
+    real = graphql.validate
+
+    def validate(*args: Any, **kwargs: Any) -> Any:
+        validated.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", validate)
+    schema = build_schema(budgets=Budgets(anonymous=100))
+
+    refused = schema.execute_sync("{ products(first: 50) { edges { node { id nope } } } }")
+    invalid = schema.execute_sync("{ products(first: 5) { edges { node { id nope } } } }")
+
+    assert refused.errors is not None
+    assert [e.extensions["code"] for e in refused.errors if e.extensions] == ["QUERY_TOO_COMPLEX"]
+    assert invalid.errors is not None
+    assert [e.extensions for e in invalid.errors] == [{"code": "GRAPHQL_VALIDATION_FAILED"}]
+    assert invalid.extensions == {}  # nothing ran: no cost to report
+    assert len(validated) == 1
 
 
 def test_an_operation_over_the_budget_is_refused_with_its_cost() -> None:
