@@ -27,6 +27,7 @@ from reads.service import QueryService
 from schema.auth import TokenService
 from schema.build import build_schema
 from schema.consistency import ConsistencyTokens
+from schema.limits import Budgets, QueryLimits
 from schema.throttling import AuthThrottles
 from workers.notifications import projections_channel
 from writes.bus import MessageBus
@@ -51,17 +52,37 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def query_limits(settings: Settings) -> tuple[QueryLimits, Budgets]:
+    """The document limits and cost budgets the settings ask for."""
+    limits = QueryLimits(
+        max_characters=settings.max_query_characters,
+        max_tokens=settings.max_query_tokens,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_directives=settings.max_query_directives,
+        max_fields=settings.max_query_fields,
+        max_repeated_fields=settings.max_query_repeated_fields,
+    )
+    budgets = Budgets(
+        anonymous=settings.query_budget_anonymous,
+        customer=settings.query_budget_customer,
+        admin=settings.query_budget_admin,
+    )
+    return limits, budgets
+
+
 def create_app(settings: Settings) -> Starlette:
     """The app for fully resolved settings (every URL set)."""
     if not (settings.database_url and settings.redis_url and settings.mongodb_url):
         raise ValueError("create_app needs DATABASE_URL, MONGODB_URL and REDIS_URL resolved")
     database_url, redis_url = settings.database_url, settings.redis_url
     mongodb_url = settings.mongodb_url
+    limits, budgets = query_limits(settings)
     schema = build_schema(
-        max_depth=settings.max_query_depth,
-        max_tokens=settings.max_query_tokens,
-        max_aliases=settings.max_query_aliases,
+        limits=limits,
+        budgets=budgets,
         introspection=settings.introspection_enabled,
+        suggestions=settings.field_suggestions_enabled,
     )
     graphql = ShopGraphQL(
         schema,

@@ -89,6 +89,20 @@ class Settings(BaseSettings):
     ws_max_connections_per_address: int = Field(default=16, ge=1)
     ws_max_subscriptions_per_connection: int = Field(default=20, ge=1)
 
+    # Issue 8, part A: document limits and the cost budget (docs/decisions/0020, 0021).
+    # Measured on the document as executed, fragments expanded (schema/limits/).
+    max_query_characters: int = 15_000
+    max_query_directives: int = 50
+    max_query_fields: int = 1000
+    # Pairs of same-named fields at one place: graphql-core compares each pair.
+    max_query_repeated_fields: int = 2000
+    # The most one operation may cost (schema/limits/costs.py), by the caller's role.
+    query_budget_anonymous: int = 1500
+    query_budget_customer: int = 6000
+    query_budget_admin: int = 12_000
+    # "Did you mean ...?" in validation errors: on in development, off in production.
+    field_suggestions: bool | None = None
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:
@@ -139,6 +153,10 @@ class Settings(BaseSettings):
     @property
     def introspection_enabled(self) -> bool:
         return self.is_development if self.introspection is None else self.introspection
+
+    @property
+    def field_suggestions_enabled(self) -> bool:
+        return self.is_development if self.field_suggestions is None else self.field_suggestions
 
     def with_urls(
         self,

@@ -7,22 +7,14 @@ from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.customers import CustomerMutations
 from schema.execution import PlainDataExecutionContext
 from schema.extensions import ConsistencyReport, ErrorCodes
+from schema.limits import Budgets, DocumentLimits, LimitsState, QueryLimits
 from schema.orders import OrderMutations
 from schema.plain_arguments import RefuseControlCharacters
 from schema.products import ProductMutations
@@ -43,26 +35,6 @@ class ShopSchema(strawberry.Schema):
         """Silent: ErrorCodes logs the unexpected errors, with their correlation ids."""
 
 
-def validation_rules(
-    max_depth: int, max_aliases: int, introspection: bool
-) -> list[type[ASTValidationRule]]:
-    """The limit rules, built once per schema.
-
-    ValidationCache keys its cache on the rule classes too. QueryDepthLimiter and
-    MaxAliasesLimiter make a new rule class each time they are instantiated, and
-    strawberry instantiates extension factories per request: the cache then missed on
-    every request and validation took two thirds of a simple query's time. Built here
-    once, the same classes reach every request and a repeated query validates once.
-    """
-    rules = [
-        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
-    ]
-    if not introspection:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    return rules
-
-
 def _hooks_fields(factory: Callable[[], SchemaExtension]) -> bool:
     """Whether an extension (class or partial of one) overrides the per-field hook."""
     extension = factory.func if isinstance(factory, partial) else factory
@@ -71,24 +43,29 @@ def _hooks_fields(factory: Callable[[], SchemaExtension]) -> bool:
 
 def build_schema(
     *,
-    max_depth: int = 10,
-    max_tokens: int = 2000,
-    max_aliases: int = 15,
+    limits: QueryLimits | None = None,
+    budgets: Budgets | None = None,
     introspection: bool = True,
+    suggestions: bool = True,
     plain_data_shortcut: bool = True,
 ) -> strawberry.Schema:
-    """The API schema; limits come from settings.
+    """The API schema; limits, budgets and what production hides come from settings.
+
+    DocumentLimits validates (after its linear limits) and caches per query text: it
+    takes the place of ValidationCache and of strawberry's depth and alias rules.
 
     `plain_data_shortcut=False` executes every field through graphql-core's standard
     pipeline (schema/execution.py explains the shortcut; tests compare the two).
     """
+    limits = limits or QueryLimits()
+    state = LimitsState(limits, budgets or Budgets(), introspection, suggestions)
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
         ConsistencyReport,
-        partial(MaxTokensLimiter, max_token_count=max_tokens),
+        partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
+        # Before ParserCache: it refuses an over-long text before anything parses it.
+        partial(DocumentLimits, state),
         ParserCache,
-        partial(AddValidationRules, validation_rules(max_depth, max_aliases, introspection)),
-        ValidationCache,
         RefuseControlCharacters,
     ]
     if plain_data_shortcut and any(map(_hooks_fields, extensions)):

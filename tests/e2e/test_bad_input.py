@@ -29,6 +29,7 @@ from schema.auth import TokenService
 from schema.build import build_schema
 from schema.errors import ApiError
 from schema.extensions import ErrorCodes
+from schema.limits import QueryLimits
 from tests.conftest import Api, sign_up
 from tests.support import (
     CANCEL_ORDER,
@@ -158,9 +159,11 @@ VALID_ORDER = f'{{lines: [{{productId: "{PRODUCT}", quantity: 1}}]}}'
 
 
 def too_many_tokens(settings: Settings) -> str:
-    """A valid order whose selection pads the document past the token limit."""
-    padding = " __typename" * settings.max_query_tokens
-    return f"mutation {{ placeOrder(input: {VALID_ORDER}) {{ __typename{padding} }} }}"
+    """A valid order whose selection pads the document past the token limit (with short
+    tokens, so the text stays within the character limit, which is checked first)."""
+    padding = " id" * settings.max_query_tokens
+    assert len(padding) < settings.max_query_characters
+    return f"mutation {{ placeOrder(input: {VALID_ORDER}) {{ ... on OrderSuccess {{ order {{ id{padding} }} }} }} }}"
 
 
 def too_many_aliases(settings: Settings) -> str:
@@ -587,9 +590,11 @@ async def test_max_query_depth_is_enforced(max_depth: int, code: str, commands: 
     bus = RefusingBus()
     context = SimpleNamespace(correlation_id="corr-1", actor=lambda: None, bus=bus)
 
-    result = await build_schema(max_depth=max_depth).execute(DEPTH_3_ORDER, context_value=context)
+    result = await build_schema(limits=QueryLimits(max_depth=max_depth)).execute(
+        DEPTH_3_ORDER, context_value=context
+    )
 
-    assert [error.extensions for error in result.errors or []] == [{"code": code}]
+    assert [(error.extensions or {})["code"] for error in result.errors or []] == [code]
     assert len(bus.commands) == commands
 
 
