@@ -30,6 +30,7 @@ from schema.limits.document import (
     measure_document,
     repeated_field_pairs,
 )
+from schema.limits.tokens import over_token_limit
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -130,6 +131,15 @@ class DocumentLimits(SchemaExtension):
         limit = self.state.limits.max_characters
         if len(query) > limit:
             raise over_limit("characters", len(query), limit, "characters")
+        tokens = self.state.limits.max_tokens
+        if over_token_limit(query, tokens):
+            # The parser's own words and code, without paying for its Python lexer.
+            raise refusal(
+                "GRAPHQL_PARSE_FAILED",
+                f"Syntax Error: Document contains more than {tokens} tokens. Parsing aborted.",
+                limit="tokens",
+                maximum=tokens,
+            )
         yield
 
     def on_validate(self) -> Iterator[None]:
