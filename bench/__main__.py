@@ -24,7 +24,7 @@ import uvloop
 
 from app.services import resolved_settings
 from app.settings import Settings
-from bench import history, lag, memory, reads, rebuild_rate, writes
+from bench import history, hostile, lag, memory, reads, rebuild_rate, writes
 from bench.plan import Plan
 from bench.report import Row, git_revision, load_rows, machine, merged, render, save_rows
 from bench.servers import server_versions
@@ -38,6 +38,7 @@ BENCHES: dict[str, Bench] = {
     "B4": lag.run_lag,
     "B5": rebuild_rate.run,
     "B6": memory.run,
+    "B7": hostile.run,
 }
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
