@@ -70,11 +70,13 @@ class ProcessSupervisor:
         backoff_s: float,
         backoff_max_s: float,
         on_line: LineHook | None = None,
+        stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
         self._children = children
         self._backoff_s = backoff_s
         self._backoff_max_s = backoff_max_s
         self._on_line = on_line
+        self._stop_grace_s = stop_grace_s
         self.pids: dict[str, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -103,7 +105,7 @@ class ProcessSupervisor:
             await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if not exited.done():
-                await _terminate(child.name, proc)
+                await _terminate(child.name, proc, self._stop_grace_s)
                 await forwarding
                 return
             await forwarding
@@ -133,15 +135,13 @@ class ProcessSupervisor:
                 self._on_line(name, line)
 
 
-async def _terminate(name: str, proc: asyncio.subprocess.Process) -> None:
+async def _terminate(name: str, proc: asyncio.subprocess.Process, grace_s: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+        await asyncio.wait_for(proc.wait(), grace_s)
     except TimeoutError:
-        log.warning(
-            "%s (pid %d) ignored SIGTERM for %.0f s; killing it", name, proc.pid, STOP_GRACE_S
-        )
+        log.warning("%s (pid %d) ignored SIGTERM for %.1f s; killing it", name, proc.pid, grace_s)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
