@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from app import projections_cli, worker_cli
+from app import dev_cli, projections_cli, worker_cli
 from app.embedded import EmbeddedServiceError
 from app.logs import configure_logging
 from app.services import Terminated, check_migrated, resolved_settings, terminate
@@ -20,8 +18,6 @@ from writes.commands import CreateAdmin
 from writes.db import DatabaseNotMigrated, create_engine, ensure_migrated, migrate, session_factory
 from writes.errors import DomainError
 from writes.unit_of_work import CommandMetadata
-
-WORKER_STOP_TIMEOUT_S = 15
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,13 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shop", description="The shop CQRS GraphQL API.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    dev = commands.add_parser("dev", help="embedded services, migrations and the API in one go")
-    dev.set_defaults(run=_dev)
+    dev = commands.add_parser(
+        "dev", help="embedded services, migrations, the API and a worker, kept running"
+    )
+    dev.set_defaults(run=dev_cli.run)
     serve = commands.add_parser("serve", help="serve the API (the database must be migrated)")
     serve.set_defaults(run=_serve)
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(run=_migrate)
     worker = commands.add_parser("worker", help="run the projection worker (arq)")
+    worker.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="run N supervised worker processes"
+    )
     worker.set_defaults(run=worker_cli.run)
     projections_cli.add_commands(commands)
 
@@ -71,35 +72,6 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("path", nargs="?", type=Path)
     export.set_defaults(run=_schema_export)
     return parser
-
-
-def _dev(settings: Settings, _: argparse.Namespace) -> int:
-    with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
-        assert resolved.database_url is not None
-        migrate(resolved.database_url)
-        # The worker gets the resolved URLs, so it joins these servers instead of its own.
-        env = os.environ | {
-            "DATABASE_URL": resolved.database_url,
-            "MONGODB_URL": resolved.mongodb_url or "",
-            "REDIS_URL": resolved.redis_url or "",
-        }
-        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env)
-        try:
-            print(f"GraphiQL: http://{resolved.host}:{resolved.port}/graphql", file=sys.stderr)
-            _run_uvicorn(resolved)
-        finally:
-            _stop(worker)
-    return 0
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(WORKER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:

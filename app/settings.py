@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     # "Did you mean ...?" in validation errors: on in development, off in production.
     field_suggestions: bool | None = None
 
+    # Supervision (issue 10a): a process that exits (under `shop dev` or `shop worker
+    # --processes N`), or a worker that lost a store, starts again after this pause, doubled
+    # on each failure in a row up to the maximum; a run longer than the maximum starts over.
+    restart_backoff_ms: int = Field(default=500, gt=0)
+    restart_backoff_max_ms: int = Field(default=10_000, gt=0)
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:

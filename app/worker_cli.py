@@ -1,4 +1,9 @@
-"""`shop worker`: runs the arq projection worker against the resolved stores."""
+"""`shop worker`: runs the arq projection worker against the resolved stores.
+
+The worker outlives its stores: when Redis, MongoDB or PostgreSQL fail under it, it starts
+over in the same process after a backoff pause, as often as it takes (see
+workers.outages). `--processes N` runs N such workers as supervised child processes.
+"""
 
 from __future__ import annotations
 
@@ -6,77 +11,120 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 import time
 
 from app.services import check_migrated, resolved_settings, terminate
 from app.settings import Settings
+from app.supervision import Backoff, Child, ProcessSupervisor, run_until_signalled
 
-# How long `shop worker` waits before starting over after Redis became unreachable.
-WORKER_RESTART_PAUSE_S = 1.0
+log = logging.getLogger(__name__)
 
 
-def run(settings: Settings, _: argparse.Namespace) -> int:
-    """`shop worker`: the arq projection worker, started over whenever Redis comes back."""
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """`shop worker [--processes N]`."""
+    if args.processes < 1:
+        print("shop: --processes must be at least 1", file=sys.stderr)
+        return 2
+    with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
+        if args.processes == 1:
+            _run_one(resolved)
+        else:
+            _run_many(resolved, args.processes)
+    return 0
+
+
+def _run_many(settings: Settings, processes: int) -> None:
+    assert settings.database_url is not None
+    # The children get the resolved URLs, so they join these servers instead of their own.
+    env = os.environ | {
+        "DATABASE_URL": settings.database_url,
+        "MONGODB_URL": settings.mongodb_url or "",
+        "REDIS_URL": settings.redis_url or "",
+    }
+    argv = [sys.executable, "-m", "app.cli", "worker"]
+    supervisor = ProcessSupervisor(
+        [Child(f"worker {n}", argv, env) for n in range(1, processes + 1)],
+        settings.restart_backoff_ms / 1000,
+        settings.restart_backoff_max_ms / 1000,
+    )
+    run_until_signalled(supervisor.run)
+
+
+def _run_one(resolved: Settings) -> None:
+    """The arq worker in this process, started over after every store outage."""
     import uvloop
     from arq.connections import RedisSettings
     from arq.worker import create_worker
-    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from workers.config import WorkerConfig
+    from workers.job_log import quiet_routine_runs
+    from workers.outages import is_outage, store_of
     from workers.settings import WorkerSettings
     from writes.nudge import queue_name
 
-    with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
-        assert resolved.database_url is not None
-        assert resolved.mongodb_url is not None
-        assert resolved.redis_url is not None
-        asyncio.run(check_migrated(resolved.database_url))
-        config = WorkerConfig(
-            database_url=resolved.database_url,
-            mongodb_url=resolved.mongodb_url,
-            mongodb_database=resolved.mongodb_database,
-            redis_prefix=resolved.redis_prefix,
-            batch_size=resolved.projection_batch_size,
-            lease_ttl_ms=resolved.projection_lease_ttl_ms,
+    assert resolved.database_url is not None
+    assert resolved.mongodb_url is not None
+    assert resolved.redis_url is not None
+    config = WorkerConfig(
+        database_url=resolved.database_url,
+        mongodb_url=resolved.mongodb_url,
+        mongodb_database=resolved.mongodb_database,
+        redis_prefix=resolved.redis_prefix,
+        batch_size=resolved.projection_batch_size,
+        lease_ttl_ms=resolved.projection_lease_ttl_ms,
+    )
+    redis_settings = RedisSettings.from_dsn(resolved.redis_url)
+    queue = queue_name(resolved.redis_prefix)
+    quiet_routine_runs(job.name for job in WorkerSettings.cron_jobs)
+
+    async def run_until_stopped() -> BaseException | None:
+        """Run the arq worker; the outage that ended it, or None when a signal stopped it."""
+        try:
+            await check_migrated(config.database_url)
+            await run_arq_worker()
+        except asyncio.CancelledError:  # SIGTERM / SIGINT: arq's handler stopped it
+            return None
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return exc
+        return None
+
+    async def run_arq_worker() -> None:
+        worker = create_worker(
+            WorkerSettings,  # type: ignore[arg-type]
+            redis_settings=redis_settings,
+            queue_name=queue,
+            ctx={"config": config},
         )
-        redis_settings = RedisSettings.from_dsn(resolved.redis_url)
-        queue = queue_name(resolved.redis_prefix)
-
-        async def run_until_stopped() -> bool:
-            """Run the arq worker; True when it stopped because Redis became unreachable."""
-            worker = create_worker(
-                WorkerSettings,  # type: ignore[arg-type]
-                redis_settings=redis_settings,
-                queue_name=queue,
-                ctx={"config": config},
-            )
+        try:
+            await worker.async_run()
+        finally:
             try:
-                await worker.async_run()
-            except asyncio.CancelledError:  # SIGTERM / SIGINT: arq's handler stopped it
-                return False
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                logging.getLogger("app.cli").warning(
-                    "Redis unreachable (%s); the worker starts over in %.0f s",
-                    exc, WORKER_RESTART_PAUSE_S,
-                )  # fmt: skip
-                return True
-            finally:
-                try:
-                    await worker.close()
-                except (RedisError, OSError, asyncio.CancelledError):
-                    # close() gave up before the projections' own shutdown (Redis is gone,
-                    # or it awaited a job the signal cancelled): the leases must still go.
-                    await WorkerSettings.on_shutdown(worker.ctx)
-                    with contextlib.suppress(RedisError, OSError):
-                        await worker.pool.close(close_connection_pool=True)
-            return False
+                await worker.close()
+            except (RedisError, OSError, asyncio.CancelledError):
+                # close() gave up before the projections' own shutdown (Redis is gone,
+                # or it awaited a job the signal cancelled): the leases must still go.
+                await WorkerSettings.on_shutdown(worker.ctx)
+                with contextlib.suppress(RedisError, OSError):
+                    await worker.pool.close(close_connection_pool=True)
 
-        # arq's poll loop ends when Redis goes away. Redis only wakes the projections
-        # (the event log is the source of truth), so the worker starts over, no operator needed.
-        while uvloop.run(run_until_stopped()):
-            signal.signal(signal.SIGTERM, terminate)  # the closed event loop reset it
-            time.sleep(WORKER_RESTART_PAUSE_S)
-    return 0
+    # The event log is the source of truth and Redis only wakes the projections, so after
+    # an outage the worker simply starts over, no operator needed.
+    backoff = Backoff(resolved.restart_backoff_ms / 1000, resolved.restart_backoff_max_ms / 1000)
+    while True:
+        started = time.monotonic()
+        outage = uvloop.run(run_until_stopped())
+        if outage is None:
+            return
+        pause = backoff.after_run(time.monotonic() - started)
+        log.warning(
+            "the worker lost %s (%s: %s); it starts over in %.1f s",
+            store_of(outage), type(outage).__name__, outage, pause,
+        )  # fmt: skip
+        signal.signal(signal.SIGTERM, terminate)  # the closed event loop reset it
+        time.sleep(pause)

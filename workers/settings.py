@@ -45,6 +45,8 @@ async def startup(ctx: Ctx) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         config.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS
     )
+    # In ctx at once: a start-up that fails half way (a store is down) still closes them.
+    ctx.update(engine=engine, mongo=client)
     db = client[config.mongodb_database]
     runners = [
         ProjectionRunner(
@@ -53,10 +55,10 @@ async def startup(ctx: Ctx) -> None:
         for p in PROJECTORS.values()
     ]
     supervisor = Supervisor(runners, db, engine, worker, config.lease_ttl_ms)
+    ctx["supervisor"] = supervisor
     await supervisor.start()
     for name in PROJECTORS:
         await ensure_indexes(db, (await load_state(db, name)).collections)
-    ctx.update(engine=engine, mongo=client, supervisor=supervisor)
     ctx["listener"] = asyncio.create_task(
         _listen_for_wakeups(redis, config.redis_prefix, supervisor)
     )

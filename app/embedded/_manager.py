@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from app.embedded.postgres import PostgresServer
 from app.embedded.redis import RedisServer
 
 logger = logging.getLogger(__name__)
+
+# How long a server in use may take to answer before the call gives up on it (never
+# stopping it): mongod needs seconds to become primary after a restart.
+IN_USE_PATIENCE_S = 30.0
+HEALTH_RETRY_S = 0.25
 
 SERVERS: dict[str, Server] = {
     "postgres": PostgresServer(),
@@ -75,7 +81,7 @@ def _join(data_dir: Path, wanted: list[str], me: ProcId) -> dict[str, str]:
     with _state.locked(data_dir):
         _procs.reap()
         records = _state.load(data_dir)
-        missing = [name for name in wanted if not _usable(name, records.get(name))]
+        missing = [name for name in wanted if not _usable(data_dir, name, records.get(name))]
         try:
             _start(data_dir, missing, records)
         except BaseException:
@@ -91,13 +97,50 @@ def _join(data_dir: Path, wanted: list[str], me: ProcId) -> dict[str, str]:
     return urls
 
 
-def _usable(name: str, rec: Record | None) -> bool:
-    if rec is None or rec.server is None or rec.url is None or not rec.server.alive():
+def _usable(data_dir: Path, name: str, rec: Record | None) -> bool:
+    """Whether the recorded server (or one restarted by hand on its files and port) answers.
+
+    A server that processes still use is never judged dead in a hurry: this call waits for
+    it to answer (a restarted mongod takes seconds to become primary), adopts it if it was
+    restarted outside the project, and otherwise refuses to go on rather than stop or
+    move a server from under its users. Only a server nobody uses may be restarted.
+    """
+    if rec is None or rec.url is None:
         return False
-    if SERVERS[name].is_healthy(rec.url):
-        logger.info("Using the running embedded %s at %s", SERVERS[name].title, rec.url)
-        return True
-    return False
+    server = SERVERS[name]
+    running = rec.server if rec.server is not None and rec.server.alive() else None
+    if running is None:
+        running = server.leftover(data_dir / name)
+        if running is None or (rec.port is not None and rec.port not in _procs.ports_of(running)):
+            return False
+    users = [client for client in rec.clients if client.alive()]
+    if not _answers(server, rec.url, IN_USE_PATIENCE_S if users else 0.0):
+        if users:
+            pids = ", ".join(str(user.pid) for user in users)
+            raise EmbeddedServiceError(
+                f"The embedded {server.title} at {rec.url} (pid {running.pid}) does not answer, "
+                f"and processes {pids} use it, so it is left running. Stop those processes (or "
+                f"pid {running.pid}) and try again, or set {server.env_var} to use your own."
+            )
+        return False
+    if rec.server is None or not rec.server.same_as(running):
+        logger.warning(
+            "Using embedded %s at %s, restarted outside the project as pid %d",
+            server.title, rec.url, running.pid,
+        )  # fmt: skip
+        rec.server = running
+    else:
+        logger.info("Using the running embedded %s at %s", server.title, rec.url)
+    return True
+
+
+def _answers(server: Server, url: str, patience_s: float) -> bool:
+    deadline = time.monotonic() + patience_s
+    while not server.is_healthy(url):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(HEALTH_RETRY_S)
+    return True
 
 
 def _start(data_dir: Path, names: list[str], records: dict[str, Record]) -> None:
@@ -146,8 +189,9 @@ def _start_one(
             "Stopping embedded %s left without a record (pid %d)", server.title, leftover.pid
         )
         server.stop(leftover)
+    began = time.monotonic()
     try:
-        return server.start(service_dir, ports[name])
+        started = server.start(service_dir, ports[name])
     except EmbeddedServiceError:
         raise
     except Exception as exc:
@@ -155,6 +199,8 @@ def _start_one(
             f"{server.title} could not start: {exc}. "
             f"Set {server.env_var} to use your own {server.title} instead."
         ) from exc
+    logger.info("start-up: embedded %s ready in %.2f s", server.title, time.monotonic() - began)
+    return started
 
 
 def _choose_ports(names: list[str], records: dict[str, Record]) -> dict[str, int | None]:

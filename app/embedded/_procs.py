@@ -276,3 +276,12 @@ def accepts(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def ports_of(server: ProcId) -> set[int]:
+    """The loopback TCP ports the process listens on (empty if it is gone)."""
+    try:
+        connections = psutil.Process(server.pid).net_connections("inet")
+    except psutil.Error:
+        return set()
+    return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}

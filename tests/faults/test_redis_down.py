@@ -121,7 +121,7 @@ async def _outage(pipeline: Pipeline, engine: AsyncEngine, own_redis: OwnRedis) 
         assert time.monotonic() - started < COMMAND_BUDGET_S
 
         # The worker saw Redis go and is trying to get back (arq retries its connection).
-        await worker.wait_for('"app.cli"', "Redis unreachable", after=down, budget_s=15)
+        await worker.wait_for('"message":"the worker lost Redis (', after=down, budget_s=15)
         await worker.wait_for('"arq.', "retries remaining", after=down, budget_s=15)
 
         back = len(worker.lines)

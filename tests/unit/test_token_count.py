@@ -23,12 +23,12 @@ TOKENS = st.one_of(
     st.sampled_from(["!", "$", "&", "(", ")", "...", ":", "=", "@", "[", "]", "{", "|", "}"]),
     st.from_regex(r"[_A-Za-z][_0-9A-Za-z]{0,8}", fullmatch=True),
     st.from_regex(r"-?(0|[1-9][0-9]{0,5})(\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?", fullmatch=True),
-    st.text(st.characters(exclude_characters='"\\\n\r', exclude_categories=("Cs", "Cc"))).map(
+    st.text(st.characters(codec="utf-8", min_codepoint=0x20, exclude_characters='"\\')).map(
         lambda body: f'"{body}"'
     ),
-    st.text(st.characters(exclude_characters='"\\', exclude_categories=("Cs",)), max_size=20).map(
-        lambda body: f'"""{body}"""'
-    ),
+    st.text(
+        st.characters(codec="utf-8", min_codepoint=0x20, exclude_characters='"\\'), max_size=20
+    ).map(lambda body: f'"""{body}"""'),
 )
 SEPARATORS = st.sampled_from([" ", ",", "\n", "\t", ' # a comment with "quotes" and # signs\n'])
 
