@@ -17,7 +17,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from app.graphql_view import Services, ShopGraphQL
+from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
+from app.metrics import ApiMetrics, metrics_route
 from app.settings import Settings
 from reads.hub import ProjectionHub
 from reads.read_model import ReadModel
@@ -52,11 +54,13 @@ def create_app(settings: Settings) -> Starlette:
         raise ValueError("create_app needs DATABASE_URL, MONGODB_URL and REDIS_URL resolved")
     database_url, redis_url = settings.database_url, settings.redis_url
     mongodb_url = settings.mongodb_url
+    metrics = ApiMetrics(settings.metrics_max_operation_names)
     schema = build_schema(
         max_depth=settings.max_query_depth,
         max_tokens=settings.max_query_tokens,
         max_aliases=settings.max_query_aliases,
         introspection=settings.introspection_enabled,
+        observer=metrics,
     )
     graphql = ShopGraphQL(
         schema,
@@ -86,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             await ensure_migrated(engine)
             app.state.engine = engine
+            app.state.probes = Probes(engine, mongo[settings.mongodb_database], redis, settings)
             app.state.services = Services(
                 bus=MessageBus(sessions, ArqNudger(redis, settings.redis_prefix)),
                 tokens=TokenService(
@@ -121,7 +126,12 @@ def create_app(settings: Settings) -> Starlette:
             )
         )
     return Starlette(
-        routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql)],
+        routes=[
+            Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
+            *health_routes(),
+            metrics_route(metrics),
+        ],
         middleware=middleware,
         lifespan=lifespan,
     )

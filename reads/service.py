@@ -37,6 +37,8 @@ class Served:
 
     source: str  # "projection" | "write_store"
     position: int
+    # A projection read that first waited for the projection to reach the token.
+    waited: bool = False
 
 
 class QueryService:
@@ -176,7 +178,7 @@ class QueryService:
                 self.read_model, self.hub, (projection,), at, self._wait_s
             )
             if fresh.caught_up:
-                return await projected(), Served("projection", fresh.position)
+                return await projected(), Served("projection", fresh.position, fresh.waited)
         except PyMongoError as exc:
             if mongo_required:
                 raise ReadModelUnavailable(str(exc)) from exc

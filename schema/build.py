@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 from schema.customers import CustomerMutations
 from schema.execution import PlainDataExecutionContext
 from schema.extensions import ConsistencyReport, ErrorCodes
+from schema.observe import Observed, OperationObserver
 from schema.orders import OrderMutations
 from schema.products import ProductMutations
 from schema.queries import Query
@@ -75,13 +76,19 @@ def build_schema(
     max_aliases: int = 15,
     introspection: bool = True,
     plain_data_shortcut: bool = True,
+    observer: OperationObserver | None = None,
 ) -> strawberry.Schema:
     """The API schema; limits come from settings.
 
     `plain_data_shortcut=False` executes every field through graphql-core's standard
     pipeline (schema/execution.py explains the shortcut; tests compare the two).
+    `observer` hears of every operation (the app's metrics); first, so it sees coded errors.
     """
+    observed: list[Callable[[], SchemaExtension]] = (
+        [] if observer is None else [partial(Observed, observer=observer)]
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
+        *observed,
         ErrorCodes,
         ConsistencyReport,
         partial(MaxTokensLimiter, max_token_count=max_tokens),

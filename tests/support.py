@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import func, select, text
@@ -280,6 +282,33 @@ async def serving(
         ready.cancel()
         server.should_exit = True
         await serve
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One /metrics response, parsed with prometheus-client's own parser."""
+
+    samples: list[Sample]
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of the samples named `name` whose labels include `labels` (0 if none)."""
+        return sum(
+            sample.value
+            for sample in self.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def has(self, name: str) -> bool:
+        return any(sample.name == name for sample in self.samples)
+
+
+async def scrape_metrics(http: httpx.AsyncClient) -> Scrape:
+    """GET /metrics (a 200 in Prometheus' text format), parsed."""
+    response = await http.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain"), response.headers
+    families = text_string_to_metric_families(response.text)
+    return Scrape([sample for family in families for sample in family.samples])
 
 
 # GraphQL over websockets: both sub-protocols, as browser clients speak them.
