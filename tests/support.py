@@ -11,9 +11,10 @@ import os
 import socket
 import struct
 import termios
+import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -309,6 +310,32 @@ async def scrape_metrics(http: httpx.AsyncClient) -> Scrape:
     assert response.headers["content-type"].startswith("text/plain"), response.headers
     families = text_string_to_metric_families(response.text)
     return Scrape([sample for family in families for sample in family.samples])
+
+
+# Generous bounds for waiting on a loaded two-core machine (never asserted as speed).
+WAIT_S = 60
+
+
+async def until(
+    probe: Callable[[], Awaitable[Any]], holds: Callable[[Any], bool], budget_s: float = WAIT_S
+) -> Any:
+    """Call `probe` until `holds(answer)`; the last answer, or fail after `budget_s`."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        answer = await probe()
+        if holds(answer):
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {answer} after {budget_s} s")
+        await asyncio.sleep(0.2)  # a poll interval: /readyz and /metrics push nothing
+
+
+async def readyz(http: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
+    """GET /readyz: the status code and the JSON body (the request itself must not hang)."""
+    async with asyncio.timeout(WAIT_S):
+        response = await http.get("/readyz")
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
 
 
 # GraphQL over websockets: both sub-protocols, as browser clients speak them.

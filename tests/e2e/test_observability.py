@@ -8,14 +8,11 @@ read which check failed.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
@@ -28,9 +25,11 @@ from tests.support import (
     Scrape,
     free_port,
     graphql_ws,
+    readyz,
     scrape_metrics,
     serving,
     unique,
+    until,
 )
 from workers.projection import StoredEvent
 from workers.runner import dead_letter
@@ -38,29 +37,6 @@ from workers.state import DEAD_LETTERS, STATE
 
 CHECKS = {"postgres", "mongodb", "redis", "projections"}
 ME = "query ObservedMe { me { id } }"
-# Generous bounds for waiting on a loaded two-core machine (never asserted as speed).
-WAIT_S = 60
-
-
-async def until(
-    probe: Callable[[], Awaitable[Any]], holds: Callable[[Any], bool], budget_s: float = WAIT_S
-) -> Any:
-    """Call `probe` until `holds(answer)`; the last answer, or fail after `budget_s`."""
-    deadline = time.monotonic() + budget_s
-    while True:
-        answer = await probe()
-        if holds(answer):
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {answer} after {budget_s} s")
-        await asyncio.sleep(0.2)  # a poll interval, not a wait for something to happen
-
-
-async def readyz(http: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
-    async with asyncio.timeout(WAIT_S):  # /readyz itself must never hang
-        response = await http.get("/readyz")
-    body: dict[str, Any] = response.json()
-    return response.status_code, body
 
 
 @asynccontextmanager
