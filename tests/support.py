@@ -290,6 +290,8 @@ class Scrape:
     """One /metrics response, parsed with prometheus-client's own parser."""
 
     samples: list[Sample]
+    # Every family /metrics declared, with or without samples (counters without `_total`).
+    families: set[str]
 
     def total(self, name: str, **labels: str) -> float:
         """The sum of the samples named `name` whose labels include `labels` (0 if none)."""
@@ -308,8 +310,9 @@ async def scrape_metrics(http: httpx.AsyncClient) -> Scrape:
     response = await http.get("/metrics")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain"), response.headers
-    families = text_string_to_metric_families(response.text)
-    return Scrape([sample for family in families for sample in family.samples])
+    families = list(text_string_to_metric_families(response.text))
+    samples = [sample for family in families for sample in family.samples]
+    return Scrape(samples, {family.name for family in families})
 
 
 # Generous bounds for waiting on a loaded two-core machine (never asserted as speed).

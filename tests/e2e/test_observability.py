@@ -8,6 +8,7 @@ read which check failed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
-from app.settings import Settings
+from app.settings import PROJECT_ROOT, Settings
 from tests.conftest import PASSWORD, Api
 from tests.pipeline import ALL, Pipeline, Writer, isolated_pipeline
 from tests.support import (
@@ -36,6 +37,7 @@ from workers.runner import dead_letter
 from workers.state import DEAD_LETTERS, STATE
 
 CHECKS = {"postgres", "mongodb", "redis", "projections"}
+ALERTS = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"
 ME = "query ObservedMe { me { id } }"
 
 
@@ -87,6 +89,14 @@ async def test_metrics_count_operations_errors_and_open_subscriptions(api: Api) 
         await until(open_subscriptions, lambda n: n == idle + 1)
         await ws.stop(op_id)
         await until(open_subscriptions, lambda n: n == idle)
+
+
+async def test_every_metric_the_alert_rules_use_is_exported(api: Api) -> None:
+    scrape = await scrape_metrics(api.client.http)
+    used = set(re.findall(r"\bshop_[a-z_]+", ALERTS.read_text()))
+    assert used, "no shop_ metric in alerts.yml"
+    missing = {name for name in used if name.removesuffix("_total") not in scrape.families}
+    assert not missing, f"alerts.yml uses metrics /metrics does not declare: {missing}"
 
 
 async def test_the_lag_gauge_tracks_a_stopped_worker(
