@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.asgi import create_app
 from app.settings import PROJECT_ROOT, Settings
 from tests.conftest import PASSWORD, Api
-from tests.pipeline import ALL, Pipeline, Writer, isolated_pipeline
+from tests.pipeline import ALL, Pipeline, Writer, isolated_pipeline, shop
 from tests.support import (
     SIGN_UP,
     GraphQLClient,
@@ -161,6 +161,15 @@ async def test_the_lag_gauge_tracks_a_stopped_worker(
         )
         assert timed.total("shop_consistency_reads_total", served_from="projection") == 1
         assert timed.total("shop_consistency_reads_total", served_from="write_store") == 1
+
+        # `shop projections verify` leaves its finding for the verify-differences alert.
+        assert not timed.has("shop_projection_verify_timestamp_seconds")
+        code, _, err = await shop(pipeline, "projections", "verify", "--all")
+        assert code == 0, err
+        verified = await scrape_metrics(http)
+        for name in ALL:
+            assert verified.total("shop_projection_verify_differences", projection=name) == 0
+            assert verified.total("shop_projection_verify_timestamp_seconds", projection=name) > 0
 
 
 async def test_readyz_names_a_stopped_or_parked_projection(settings: Settings) -> None:
