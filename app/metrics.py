@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import Metric
@@ -40,6 +41,7 @@ class ApiMetrics:
         self.registry = CollectorRegistry()
         self._max_names = max_operation_names
         self._names: set[str] = {ANONYMOUS, INVALID, OTHER}
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.requests = Counter(
             "shop_graphql_requests",
             "GraphQL operations by operation name, kind and outcome (ok or error)",
@@ -74,11 +76,21 @@ class ApiMetrics:
         )
 
     def operation_finished(self, report: OperationReport) -> None:
-        operation = self._label(report.name)
         outcome = "error" if report.error_codes else "ok"
-        self.requests.labels(operation, report.kind, outcome).inc()
+        key = (report.name, report.kind, outcome)
+        children = self._children.get(key)
+        if children is None:  # labels() costs microseconds per call: once per label set
+            operation = self._label(report.name)
+            children = (
+                self.requests.labels(operation, report.kind, outcome),
+                self.latency.labels(operation, report.kind),
+            )
+            if operation != OTHER:  # past the bound, names are not remembered either
+                self._children[key] = children
+        requests, latency = children
+        requests.inc()
         if report.kind != "subscription":  # a subscription's duration is its lifetime
-            self.latency.labels(operation, report.kind).observe(report.seconds)
+            latency.observe(report.seconds)
         for code in report.error_codes:
             self.errors.labels(code).inc()
         if report.consistency is not None:

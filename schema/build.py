@@ -82,14 +82,13 @@ def build_schema(
 
     `plain_data_shortcut=False` executes every field through graphql-core's standard
     pipeline (schema/execution.py explains the shortcut; tests compare the two).
-    `observer` hears of every operation (the app's metrics); first, so it sees coded errors.
+    `observer` hears of every operation (the app's metrics), through ErrorCodes' hooks.
     """
-    observed: list[Callable[[], SchemaExtension]] = (
-        [] if observer is None else [partial(Observed, observer=observer)]
+    error_codes: Callable[[], SchemaExtension] = (
+        ErrorCodes if observer is None else partial(Observed, observer=observer)
     )
     extensions: list[Callable[[], SchemaExtension]] = [
-        *observed,
-        ErrorCodes,
+        error_codes,
         ConsistencyReport,
         partial(MaxTokensLimiter, max_token_count=max_tokens),
         ParserCache,
