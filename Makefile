@@ -1,6 +1,7 @@
 # The whole set-up on a fresh machine with Python 3.11+ and make:
 #   make dev    install, start embedded services, migrate, serve GraphiQL on :8000
 #   make test   install, then ruff, mypy, the whole pytest suite and the benchmark smoke run
+#   make test-alerts  the Prometheus alert rules' promtool tests (installs promtool if missing)
 #   make bench  the benchmarks side by side with their baselines; rewrites docs/benchmarks.md
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
 CODE := app schema writes reads workers tests bench
 
-.PHONY: dev test install lint typecheck bench bench-smoke
+.PHONY: dev test install lint typecheck bench bench-smoke test-alerts
 
 install: $(VENV)/.synced
 
@@ -32,6 +33,12 @@ typecheck: install
 test: lint typecheck
 	$(VENV)/bin/pytest
 	$(MAKE) --no-print-directory bench-smoke
+
+# The alert rules' unit tests (docs/operations.md); promtool comes from Debian's prometheus package.
+test-alerts:
+	@command -v promtool >/dev/null 2>&1 || { apt-get update && apt-get install -y prometheus; }
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 # Tiny sizes and two short rounds of every row: keeps the harness from rotting; asserts no targets.
 bench-smoke: install

@@ -17,7 +17,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from app.graphql_view import Services, ShopGraphQL
+from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
+from app.metrics import ApiMetrics, metrics_route
 from app.settings import Settings
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
@@ -78,11 +80,13 @@ def create_app(settings: Settings) -> Starlette:
     database_url, redis_url = settings.database_url, settings.redis_url
     mongodb_url = settings.mongodb_url
     limits, budgets = query_limits(settings)
+    metrics = ApiMetrics(settings.metrics_max_operation_names)
     schema = build_schema(
         limits=limits,
         budgets=budgets,
         introspection=settings.introspection_enabled,
         suggestions=settings.field_suggestions_enabled,
+        observer=metrics,
     )
     graphql = ShopGraphQL(
         schema,
@@ -115,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             await ensure_migrated(engine)
             app.state.engine = engine
+            app.state.probes = Probes(engine, mongo[settings.mongodb_database], redis, settings)
             app.state.services = Services(
                 bus=MessageBus(
                     sessions,
@@ -164,7 +169,12 @@ def create_app(settings: Settings) -> Starlette:
             )
         )
     app = Starlette(
-        routes=[Route("/graphql", graphql), WebSocketRoute("/graphql", graphql)],
+        routes=[
+            Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
+            *health_routes(),
+            metrics_route(metrics),
+        ],
         middleware=middleware,
         lifespan=lifespan,
     )

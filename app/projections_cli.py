@@ -105,13 +105,14 @@ async def _status(stores: Stores, _: argparse.Namespace) -> int:
 
 async def _verify(stores: Stores, args: argparse.Namespace) -> int:
     from workers.state import load_state
-    from workers.verify import verify_projection
+    from workers.verify import record_verification, verify_projection
 
     failed = False
     for name in _names(args):
         state = await load_state(stores.db, name)
         async with AsyncSession(stores.engine) as session:
             differences = await verify_projection(stores.db, state.collections, session, name)
+        await record_verification(stores.db, name, len(differences))
         for line in differences:
             print(f"{name}: {line}")
         print(f"{name}: {len(differences)} difference(s)", file=sys.stderr)

@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     restart_backoff_ms: int = Field(default=500, gt=0)
     restart_backoff_max_ms: int = Field(default=10_000, gt=0)
 
+    # Health and metrics (issue 10b; docs/operations.md). Each /readyz check gives up after
+    # this long, so the probe itself never hangs on a store that stopped answering.
+    readiness_check_timeout_ms: int = 2000
+    # /readyz fails once a projection has more parked events than this (of its live generation).
+    readiness_max_parked_events: int = 0
+    # /readyz fails once a projection has had no live worker for this long (as this API sees it).
+    readiness_stopped_grace_s: float = 60.0
+    # Distinct GraphQL operation names /metrics labels; later ones count as "(other)".
+    metrics_max_operation_names: int = 200
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:

@@ -23,10 +23,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Freshness:
-    """Whether the projections reached the position, and the lowest position among them."""
+    """Whether the projections reached the position, and the lowest position among them;
+    `waited` when they had not at first, so the read waited on notifications."""
 
     caught_up: bool
     position: int
+    waited: bool = False
 
 
 class PositionNotCommitted(ValueError):
@@ -92,4 +94,4 @@ async def wait_for_position(
         # No notifications to wait on: judge by the positions read so far.
         log.info("read-your-writes wait cut short: %s", exc)
     lowest = min(current.values())
-    return Freshness(lowest >= position, lowest)
+    return Freshness(lowest >= position, lowest, waited=True)

@@ -40,6 +40,8 @@ class Served:
 
     source: str  # "projection" | "write_store"
     position: int
+    # A projection read that first waited for the projection to reach the token.
+    waited: bool = False
 
 
 class QueryService:
@@ -189,7 +191,7 @@ class QueryService:
                 self.read_model, self.hub, (projection,), at, self._wait_s, self._head
             )
             if fresh.caught_up:
-                return await projected(), Served("projection", fresh.position)
+                return await projected(), Served("projection", fresh.position, fresh.waited)
         except PyMongoError as exc:
             if mongo_required:
                 raise ReadModelUnavailable(str(exc)) from exc

@@ -15,6 +15,7 @@ from schema.customers import CustomerMutations
 from schema.execution import PlainDataExecutionContext
 from schema.extensions import ConsistencyReport, ErrorCodes
 from schema.limits import Budgets, DocumentLimits, LimitsState, QueryLimits
+from schema.observe import Observed, OperationObserver
 from schema.orders import OrderMutations
 from schema.plain_arguments import RefuseControlCharacters
 from schema.products import ProductMutations
@@ -48,6 +49,7 @@ def build_schema(
     introspection: bool = True,
     suggestions: bool = True,
     plain_data_shortcut: bool = True,
+    observer: OperationObserver | None = None,
 ) -> strawberry.Schema:
     """The API schema; limits, budgets and what production hides come from settings.
 
@@ -56,11 +58,15 @@ def build_schema(
 
     `plain_data_shortcut=False` executes every field through graphql-core's standard
     pipeline (schema/execution.py explains the shortcut; tests compare the two).
+    `observer` hears of every operation (the app's metrics), through ErrorCodes' hooks.
     """
     limits = limits or QueryLimits()
     state = LimitsState(limits, budgets or Budgets(), introspection, suggestions)
+    error_codes: Callable[[], SchemaExtension] = (
+        ErrorCodes if observer is None else partial(Observed, observer=observer)
+    )
     extensions: list[Callable[[], SchemaExtension]] = [
-        ErrorCodes,
+        error_codes,
         ConsistencyReport,
         partial(MaxTokensLimiter, max_token_count=limits.max_tokens),
         # Before ParserCache: it refuses an over-long text before anything parses it.

@@ -12,15 +12,18 @@ import os
 import socket
 import struct
 import termios
+import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import event, func, select, text
@@ -319,6 +322,62 @@ async def serving(
         ready.cancel()
         server.should_exit = True
         await serve
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One /metrics response, parsed with prometheus-client's own parser."""
+
+    samples: list[Sample]
+    # Every family /metrics declared, with or without samples (counters without `_total`).
+    families: set[str]
+
+    def total(self, name: str, **labels: str) -> float:
+        """The sum of the samples named `name` whose labels include `labels` (0 if none)."""
+        return sum(
+            sample.value
+            for sample in self.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def has(self, name: str) -> bool:
+        return any(sample.name == name for sample in self.samples)
+
+
+async def scrape_metrics(http: httpx.AsyncClient) -> Scrape:
+    """GET /metrics (a 200 in Prometheus' text format), parsed."""
+    response = await http.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain"), response.headers
+    families = list(text_string_to_metric_families(response.text))
+    samples = [sample for family in families for sample in family.samples]
+    return Scrape(samples, {family.name for family in families})
+
+
+# Generous bounds for waiting on a loaded two-core machine (never asserted as speed).
+WAIT_S = 60
+
+
+async def until(
+    probe: Callable[[], Awaitable[Any]], holds: Callable[[Any], bool], budget_s: float = WAIT_S
+) -> Any:
+    """Call `probe` until `holds(answer)`; the last answer, or fail after `budget_s`."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        answer = await probe()
+        if holds(answer):
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {answer} after {budget_s} s")
+        await asyncio.sleep(0.2)  # a poll interval: /readyz and /metrics push nothing
+
+
+async def readyz(http: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
+    """GET /readyz: the status code and the JSON body (the request itself must not hang)."""
+    async with asyncio.timeout(WAIT_S):
+        response = await http.get("/readyz")
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
 
 
 # GraphQL over websockets: both sub-protocols, as browser clients speak them.

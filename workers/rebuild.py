@@ -168,8 +168,9 @@ class Replay:
                 return
             writes, letters = _replay(self.projector, self.generation, events, self.parked_streams)
             await _commit_batch(
-                self.client, self.db, self.name, self.rebuild_id, self.target, writes, letters
-            )
+                self.client, self.db, self.name, self.rebuild_id, self.target, writes, letters,
+                events[-1].position,
+            )  # fmt: skip
             self.position = events[-1].position
             self.handled += len(events)
             self.parked += len(letters)
@@ -300,6 +301,7 @@ async def _commit_batch(
     target: dict[str, str],
     writes: list[Write],
     letters: list[Document],
+    position: int,
 ) -> None:
     async def batch(session: AsyncClientSession) -> None:
         await apply_writes(db, target, writes, session)
@@ -307,7 +309,8 @@ async def _commit_batch(
             await db[DEAD_LETTERS].insert_many(letters, session=session)
         owned = await db[STATE].update_one(
             {"_id": name, "rebuilding.id": rebuild_id},
-            {"$set": {"rebuilding.beat_at": datetime.now(UTC)}},
+            # The position shows the rebuild's progress (the API's /metrics exports it).
+            {"$set": {"rebuilding.beat_at": datetime.now(UTC), "rebuilding.position": position}},
             session=session,
         )
         if owned.matched_count != 1:

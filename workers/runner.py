@@ -8,6 +8,7 @@ worker that lost its lease, or raced a rebuild's swap, commits nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.batch_timings import BatchTimings
 from workers.log_reader import SharedLogReader
 from workers.notifications import publish_batch
 from workers.projection import Projector, StoredEvent, Write
@@ -161,6 +163,8 @@ class ProjectionRunner:
         # The parked streams as of (generation, parked_revision): every change to the
         # dead letters bumps the revision in the state document this runner loads anyway.
         self._parked: tuple[tuple[int, int], set[str]] | None = None
+        # Durations of the batches that found events, until the heartbeat records them.
+        self.timings = BatchTimings()
 
     @property
     def session_id(self) -> Any:
@@ -184,6 +188,7 @@ class ProjectionRunner:
 
     async def run_batch(self) -> tuple[int, float | None]:
         """Project the next batch; returns (events handled, seconds until a retry is due)."""
+        started = time.perf_counter()
         state = await load_state(self._db, self.name)
         now = datetime.now(UTC)
         if state.attempt is not None and state.attempt.next_at > now:
@@ -196,6 +201,7 @@ class ProjectionRunner:
             self.projector, state.generation, events, state.position, parked, state.attempt, now
         )
         await self._commit(plan, state.position, state.generation, state.collections, now)
+        self.timings.observe(time.perf_counter() - started)
         if plan.handled:
             await publish_batch(self._redis, self._prefix, self.name, plan.ids, plan.position)
         retry_in = backoff(plan.attempt.count).total_seconds() if plan.attempt else None

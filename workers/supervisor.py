@@ -157,21 +157,25 @@ class Supervisor:
             await self._db.client.admin.command("killSessions", sessions)
 
     async def _record_lag(self) -> None:
-        """Head and lag beside the checkpoint, so the read side can show them from MongoDB."""
+        """Head, lag and batch timings beside the checkpoint, so the read side (and the
+        API's /metrics) can show them from MongoDB."""
         head, _ = await log_head(self._engine)
         for name in self.owned:
             state = await load_state(self._db, name)
             lag_events, oldest = await backlog(self._engine, state.position)
-            await self._db[STATE].update_one(
-                {"_id": name},
-                {
-                    "$set": {
-                        "head_position": head,
-                        "lag_events": lag_events,
-                        "lag_ms": lag_ms(oldest),
-                    }
-                },
-            )
+            update: Document = {
+                "$set": {
+                    "head_position": head,
+                    "lag_events": lag_events,
+                    "lag_ms": lag_ms(oldest),
+                }
+            }
+            if timings := self._runners[name].timings.flush():
+                update["$inc"] = timings
+            await self._db[STATE].update_one({"_id": name}, update)
+        for name, runner in self._runners.items():  # batches run just before a lease went
+            if name not in self.owned and (timings := runner.timings.flush()):
+                await self._db[STATE].update_one({"_id": name}, {"$inc": timings})
 
     async def _loop(self, name: str) -> None:
         runner, wakeup = self._runners[name], self._wakeups[name]

@@ -12,7 +12,7 @@ command commits meanwhile: a projection that is behind shows its lag as differen
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reads.documents import POSITION, Document
 from reads.fallback import projection_documents
+from workers.state import STATE
 
 # Documents that differ in more fields than this are reported with the first ones only.
 MAX_FIELDS_PER_DOCUMENT = 20
@@ -44,6 +45,17 @@ async def verify_projection(
             )
         projected[logical] = await mongo_db[collections[logical]].find({}).to_list()
     return compare_documents(projected, expected)
+
+
+async def record_verification(
+    mongo_db: AsyncDatabase[Any], projection_name: str, differences: int
+) -> None:
+    """Keep a verification's outcome beside the checkpoint: the API's /metrics exports it,
+    and the verify-differences alert watches it until the next verify says 0."""
+    await mongo_db[STATE].update_one(
+        {"_id": projection_name},
+        {"$set": {"verified": {"differences": differences, "at": datetime.now(UTC)}}},
+    )
 
 
 def compare_documents(

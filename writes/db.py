@@ -83,14 +83,25 @@ async def migrate_async(url: str) -> None:
     await asyncio.to_thread(migrate, url)
 
 
-async def ensure_migrated(engine: AsyncEngine) -> None:
-    """Raise DatabaseNotMigrated, naming the command to run, unless the schema is current."""
-    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+def migration_head() -> str | None:
+    """The newest migration revision the code knows."""
+    return ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at (None before the first migration)."""
     try:
         async with engine.connect() as conn:
-            current = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
     except ProgrammingError:
-        current = None
+        return None
+    return None if revision is None else str(revision)
+
+
+async def ensure_migrated(engine: AsyncEngine) -> None:
+    """Raise DatabaseNotMigrated, naming the command to run, unless the schema is current."""
+    head = migration_head()
+    current = await current_revision(engine)
     if current != head:
         raise DatabaseNotMigrated(
             f"the database is at migration {current or 'none'}, the code needs {head}: "
