@@ -8,7 +8,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from writes import rules
-from writes.clock import iso, now_ms
+from writes.clock import iso
 from writes.commands import CreateAdmin, LogIn, Role, SignUp
 from writes.errors import EmailTaken, InvalidCredentials, ValidationFailed
 from writes.events import CustomerRegistered
@@ -57,7 +57,7 @@ async def _register(
         name=rules.name(name),
         role=role.value,
         password_hash=await hash_password(rules.password(password)),
-        created_at=now_ms(),
+        created_at=uow.now(),
     )
     taken = await uow.session.scalar(select(Customer.id).where(Customer.email == customer.email))
     if taken is not None:
