@@ -14,6 +14,7 @@ from typing import Any
 from app import projections_cli, worker_cli
 from app.embedded import EmbeddedServiceError
 from app.logs import configure_logging
+from app.seed import command as seed_command
 from app.services import Terminated, check_migrated, resolved_settings, terminate
 from app.settings import Settings
 from writes.commands import CreateAdmin
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the projection worker (arq)")
     worker.set_defaults(run=worker_cli.run)
     projections_cli.add_commands(commands)
+    seed_command.add_command(commands)
 
     admin = commands.add_parser("admin", help="manage admin accounts").add_subparsers(
         required=True, metavar="ACTION"
@@ -77,6 +79,8 @@ def _dev(settings: Settings, _: argparse.Namespace) -> int:
     with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
         assert resolved.database_url is not None
         migrate(resolved.database_url)
+        if seed_command.shop_is_empty(resolved.database_url):
+            print(f"shop: {seed_command.EMPTY_SHOP_HINT}", file=sys.stderr)
         # The worker gets the resolved URLs, so it joins these servers instead of its own.
         env = os.environ | {
             "DATABASE_URL": resolved.database_url,
