@@ -12,6 +12,7 @@ from typing import Any
 from app import dev_cli, projections_cli, worker_cli
 from app.embedded import EmbeddedServiceError
 from app.logs import configure_logging
+from app.seed import command as seed_command
 from app.services import Terminated, check_migrated, resolved_settings, terminate
 from app.settings import Settings
 from writes.commands import CreateAdmin
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=worker_cli.run)
     projections_cli.add_commands(commands)
+    seed_command.add_command(commands)
 
     admin = commands.add_parser("admin", help="manage admin accounts").add_subparsers(
         required=True, metavar="ACTION"

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from app.seed import command as seed_command
 from app.services import resolved_settings
 from app.settings import Settings
 from app.supervision import Child, ProcessSupervisor, run_until_signalled
@@ -37,6 +38,8 @@ def run(settings: Settings, _: argparse.Namespace) -> int:
         mark = time.monotonic()
         migrate(resolved.database_url)
         _phase("migrations applied", mark)
+        if seed_command.shop_is_empty(resolved.database_url):
+            print(f"shop: {seed_command.EMPTY_SHOP_HINT}", file=sys.stderr)
         # The children get the resolved URLs, so they join these servers instead of their own.
         env = os.environ | {
             "DATABASE_URL": resolved.database_url,

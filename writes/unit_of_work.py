@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from writes.clock import iso, now_ms
 from writes.commands import Actor
 from writes.errors import Forbidden, Unauthenticated
 from writes.events import SCHEMA_VERSION, DomainEvent
@@ -31,6 +33,14 @@ class CommandMetadata:
     actor: Actor | None
     correlation_id: str
     causation_id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+    # When the command's facts happened, for importing history (`shop seed`); None is now.
+    # Rows and event payloads carry it; the log's recorded_at stays the real append time,
+    # and the events' metadata says the time was given (docs/decisions/0036).
+    occurred_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.occurred_at is not None and self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware (rows store UTC instants)")
 
 
 class UnitOfWork:
@@ -63,6 +73,13 @@ class UnitOfWork:
     def actor(self) -> Actor | None:
         return self.meta.actor
 
+    def now(self) -> datetime:
+        """The command's moment, cut to milliseconds: now, or the metadata's `occurred_at`."""
+        given = self.meta.occurred_at
+        if given is None:
+            return now_ms()
+        return given.astimezone(UTC).replace(microsecond=given.microsecond // 1000 * 1000)
+
     def signed_in(self) -> Actor:
         """The actor, or Unauthenticated when the command came without one."""
         if self.meta.actor is None:
@@ -79,6 +96,16 @@ class UnitOfWork:
     def record(self, event: DomainEvent, stream_id: uuid.UUID, stream_version: int) -> None:
         """Queue an event for the commit; `stream_version` is the aggregate's new version."""
         actor = self.meta.actor
+        metadata: dict[str, Any] = {
+            "correlation_id": self.meta.correlation_id,
+            "causation_id": self.meta.causation_id,
+            "actor": (
+                None if actor is None else {"id": str(actor.customer_id), "role": actor.role.value}
+            ),
+            "schema_version": SCHEMA_VERSION,
+        }
+        if self.meta.occurred_at is not None:
+            metadata["occurred_at"] = iso(self.now())
         self._pending.append(
             {
                 "event_id": uuid.uuid4(),
@@ -87,16 +114,7 @@ class UnitOfWork:
                 "stream_version": stream_version,
                 "type": type(event).__name__,
                 "data": dataclasses.asdict(event),
-                "metadata_": {
-                    "correlation_id": self.meta.correlation_id,
-                    "causation_id": self.meta.causation_id,
-                    "actor": (
-                        None
-                        if actor is None
-                        else {"id": str(actor.customer_id), "role": actor.role.value}
-                    ),
-                    "schema_version": SCHEMA_VERSION,
-                },
+                "metadata_": metadata,
             }
         )
 

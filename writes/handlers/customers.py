@@ -8,7 +8,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from writes import rules
-from writes.clock import iso, now_ms
+from writes.clock import iso
 from writes.commands import CreateAdmin, LogIn, Role, SignUp
 from writes.errors import EmailTaken, InvalidCredentials
 from writes.events import CustomerRegistered
@@ -58,7 +58,7 @@ async def _register(
         email=rules.email(email),
         name=rules.name(name),
         role=role.value,
-        created_at=now_ms(),
+        created_at=uow.now(),
     )
     valid_password = rules.password(password)
     taken = await uow.session.scalar(select(Customer.id).where(Customer.email == customer.email))

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from writes import rules
-from writes.clock import iso, now_ms
+from writes.clock import iso
 from writes.commands import Actor, CancelOrder, PlaceOrder, ShipOrder
 from writes.errors import (
     InsufficientStock,
@@ -96,7 +96,7 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
         if product.stock < line.quantity:
             raise InsufficientStock(line.product_id, line.quantity, product.stock)
 
-    now = now_ms()
+    now = uow.now()
     lines = tuple(
         OrderLineView(product.id, product.sku, product.name, product.price_cents, quantity)
         for product, quantity in ((products[pid], q) for pid, q in quantities.items())
@@ -159,7 +159,7 @@ async def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> Committed[OrderView
     if order.customer_id != actor.customer_id and not actor.is_admin:
         # The same answer as for an unknown order, so ids cannot be probed for existence.
         raise NotFound("order", cmd.order_id)
-    _transition(order, "CANCELLED")
+    _transition(order, "CANCELLED", uow.now())
     lines = await _lines(uow, order.id)
     products = await uow.session.scalars(
         select(Product)
@@ -195,7 +195,7 @@ async def ship_order(cmd: ShipOrder, uow: UnitOfWork) -> Committed[OrderView]:
     """Mark a placed order shipped (admins only)."""
     uow.admin()
     order = await _locked_order(uow, cmd.order_id)
-    _transition(order, "SHIPPED")
+    _transition(order, "SHIPPED", uow.now())
     uow.record(
         OrderShipped(
             order_id=str(order.id),
@@ -240,7 +240,7 @@ async def _claim_key(
             customer_id=actor.customer_id,
             key=key,
             request_hash=request_hash,
-            created_at=now_ms(),
+            created_at=uow.now(),
         )
         .on_conflict_do_nothing()
         .returning(IdempotencyKey.key)
@@ -270,12 +270,12 @@ async def _locked_order(uow: UnitOfWork, raw_id: str) -> Order:
     return order
 
 
-def _transition(order: Order, to_status: str) -> None:
+def _transition(order: Order, to_status: str, now: datetime) -> None:
     if not rules.can_transition(order.status, to_status):
         raise InvalidTransition(order.status, to_status)
     order.status = to_status
     order.version += 1
-    order.updated_at = now_ms()
+    order.updated_at = now
 
 
 async def _lines(uow: UnitOfWork, order_id: uuid.UUID) -> list[OrderLineView]:

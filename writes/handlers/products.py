@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from writes import rules
-from writes.clock import iso, now_ms
+from writes.clock import iso
 from writes.commands import ChangeProductPrice, CreateProduct, RestockProduct
 from writes.errors import NotFound, ValidationFailed, VersionConflict
 from writes.events import ProductCreated, ProductPriceChanged, ProductRestocked
@@ -20,7 +20,7 @@ from writes.views import Committed, ProductView
 async def create_product(cmd: CreateProduct, uow: UnitOfWork) -> Committed[ProductView]:
     """Add a product to the catalog; skus are unique."""
     uow.admin()
-    now = now_ms()
+    now = uow.now()
     product = Product(
         id=uuid.uuid4(),
         sku=rules.sku(cmd.sku),
@@ -65,7 +65,7 @@ async def change_product_price(cmd: ChangeProductPrice, uow: UnitOfWork) -> Comm
         raise VersionConflict(cmd.expected_version, product.version)
     previous = product.price_cents
     product.price_cents = price
-    _touch(product)
+    _touch(product, uow)
     uow.record(
         ProductPriceChanged(
             product_id=str(product.id),
@@ -85,7 +85,7 @@ async def restock_product(cmd: RestockProduct, uow: UnitOfWork) -> Committed[Pro
     product = await _locked(uow, cmd.product_id)
     quantity = rules.restock_quantity(cmd.quantity, product.stock)
     product.stock += quantity
-    _touch(product)
+    _touch(product, uow)
     uow.record(
         ProductRestocked(
             product_id=str(product.id), quantity=quantity, restocked_at=iso(product.updated_at)
@@ -106,9 +106,9 @@ async def _locked(uow: UnitOfWork, raw_id: str) -> Product:
     return product
 
 
-def _touch(product: Product) -> None:
+def _touch(product: Product, uow: UnitOfWork) -> None:
     product.version += 1
-    product.updated_at = now_ms()
+    product.updated_at = uow.now()
 
 
 def product_view(product: Product) -> ProductView:
