@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -25,6 +26,8 @@ from tests.support import (
 )
 
 STARTUP_BUDGET_S = 60
+COMMAND_BUDGET_S = 120
+STOP_BUDGET_S = 30
 
 
 def _env(settings: Settings, data_dir: Path, port: int) -> dict[str, str]:
@@ -63,10 +66,11 @@ async def test_shop_dev_serves_graphiql_and_a_full_flow_then_stops_cleanly(
         sys.executable, "-m", "app.cli", "dev", env=env, stderr=asyncio.subprocess.PIPE
     )
     assert dev.stderr is not None
+    tree: list[int] = []
     try:
         await _wait_for_line(dev.stderr, "Application startup complete", started + STARTUP_BUDGET_S)
         drain = asyncio.create_task(_drain(dev.stderr))
-        tree = [dev.pid, *(p.pid for p in psutil.Process(dev.pid).children(recursive=True))]
+        tree += [dev.pid, *(p.pid for p in psutil.Process(dev.pid).children(recursive=True))]
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             page = await http.get("/graphql", headers={"Accept": "text/html"})
@@ -80,7 +84,8 @@ async def test_shop_dev_serves_graphiql_and_a_full_flow_then_stops_cleanly(
                 "--email", admin_email, "--name", "Dev Admin", "--password", PASSWORD,
                 env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
-            out, err = await created.communicate()
+            # Bounded: a command that hangs (or a child of it holding its pipes) fails here.
+            out, err = await asyncio.wait_for(created.communicate(), COMMAND_BUDGET_S)
             assert created.returncode == 0, err.decode()
             assert admin_email in out.decode()
 
@@ -119,8 +124,9 @@ async def test_shop_dev_serves_graphiql_and_a_full_flow_then_stops_cleanly(
             assert order["placeOrder"]["order"]["totalCents"] == 1800
 
         dev.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(dev.wait(), 30) == 0
-        await drain
+        assert await asyncio.wait_for(dev.wait(), STOP_BUDGET_S) == 0
+        # EOF on stderr means no process of the tree still holds shop dev's stderr.
+        await asyncio.wait_for(drain, STOP_BUDGET_S)
         processes = [p for p in map(_proc, tree) if p is not None]
         _, alive = psutil.wait_procs(processes, timeout=15)
         assert alive == [], f"still running after shop dev stopped: {alive}"
@@ -128,6 +134,10 @@ async def test_shop_dev_serves_graphiql_and_a_full_flow_then_stops_cleanly(
         if dev.returncode is None:
             dev.kill()
             await dev.wait()
+        # A failed run must not leave a worker on this session's database and Redis prefix.
+        for leftover in filter(None, map(_proc, tree)):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
 
 
 def _proc(pid: int) -> psutil.Process | None:
