@@ -14,7 +14,7 @@ import httpx
 import psutil
 
 from app.settings import Settings
-from tests.conftest import PASSWORD
+from tests.conftest import GENEROUS_THROTTLES, PASSWORD
 from tests.support import (
     CREATE_PRODUCT,
     LOG_IN,
@@ -35,6 +35,8 @@ def _env(settings: Settings, data_dir: Path, port: int) -> dict[str, str]:
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MONGODB_URL", "REDIS_URL"}
     }
     env |= {"DATA_DIR": str(data_dir), "PORT": str(port), "REDIS_PREFIX": settings.redis_prefix}
+    # The session's sign-ups and log-ins from 127.0.0.1 count in this Redis prefix too.
+    env |= {name.upper(): str(limit) for name, limit in GENEROUS_THROTTLES.items()}
     # URLs the user configured stay configured (nothing is started for them); this run's own
     # database then stands in for theirs.
     if os.environ.get("DATABASE_URL") and settings.database_url:

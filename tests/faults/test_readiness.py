@@ -3,7 +3,8 @@
 Each test runs a server of its own (embedded PostgreSQL or MongoDB under its tmp dir, a
 redis-server binary) and an API on it, stops that server and waits for /readyz to say
 which check failed, then starts it again on the same address and waits for "ready". The
-projections check is left out of these (a long READINESS_STOPPED_GRACE_S): no worker runs.
+projections check is left out of these (a long READINESS_STOPPED_GRACE_S, parked events
+allowed): no worker runs, and other tests of the session may have parked events.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from writes.db import migrate
 NOT_READY_WITHIN_S = 15
 # A client reconnects on its next use; a restarted server may take a while to answer.
 READY_AGAIN_WITHIN_S = 60
-NO_WORKER_HERE = {"readiness_stopped_grace_s": 3600.0}
+NO_WORKER_HERE = {"readiness_stopped_grace_s": 3600.0, "readiness_max_parked_events": 10**9}
 
 
 class OwnPostgres:
