@@ -1,28 +1,34 @@
-"""The `shop` command line: dev, serve, migrate, admin create, schema export."""
+"""The `shop` command line: dev, serve, worker, migrate, projections, seed, admin, schema.
+
+Parsing the command line imports nothing heavy: each command's module is imported only
+when that command runs, so `shop --help` answers without loading a database driver, the
+ORM, alembic or GraphQL (tests/unit/test_cli_imports.py holds this).
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 import sys
+from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from app import dev_cli, projections_cli, worker_cli
-from app.embedded import EmbeddedServiceError
-from app.logs import configure_logging
-from app.seed import command as seed_command
-from app.services import Terminated, check_migrated, resolved_settings, terminate
-from app.settings import Settings
-from writes.commands import CreateAdmin
-from writes.db import DatabaseNotMigrated, create_engine, ensure_migrated, migrate, session_factory
-from writes.errors import DomainError
-from writes.unit_of_work import CommandMetadata
+if TYPE_CHECKING:
+    from app.settings import Settings
+
+Command = Callable[["Settings", argparse.Namespace], int]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from app.embedded import EmbeddedServiceError
+    from app.logs import configure_logging
+    from app.services import Terminated, terminate
+    from app.settings import Settings
+    from writes.db import DatabaseNotMigrated
+
     settings = Settings()
     configure_logging(settings.log_level)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler found
@@ -38,23 +44,37 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
+def command(target: str) -> Command:
+    """The command `module:function`, imported only when it runs."""
+    module_name, function_name = target.split(":")
+
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        function: Command = getattr(import_module(module_name), function_name)
+        return function(settings, args)
+
+    return run
+
+
 def _parser() -> argparse.ArgumentParser:
+    from app import projections_cli
+    from app.seed import command as seed_command
+
     parser = argparse.ArgumentParser(prog="shop", description="The shop CQRS GraphQL API.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     dev = commands.add_parser(
         "dev", help="embedded services, migrations, the API and a worker, kept running"
     )
-    dev.set_defaults(run=dev_cli.run)
+    dev.set_defaults(run=command("app.dev_cli:run"))
     serve = commands.add_parser("serve", help="serve the API (the database must be migrated)")
-    serve.set_defaults(run=_serve)
+    serve.set_defaults(run=command("app.serve_cli:serve_api"))
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
-    migrate_cmd.set_defaults(run=_migrate)
+    migrate_cmd.set_defaults(run=command("app.serve_cli:migrate_database"))
     worker = commands.add_parser("worker", help="run the projection worker (arq)")
     worker.add_argument(
         "--processes", type=int, default=1, metavar="N", help="run N supervised worker processes"
     )
-    worker.set_defaults(run=worker_cli.run)
+    worker.set_defaults(run=command("app.worker_cli:run"))
     projections_cli.add_commands(commands)
     seed_command.add_command(commands)
 
@@ -65,96 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
     create.add_argument("--password", required=True)
-    create.set_defaults(run=_admin_create)
+    create.set_defaults(run=command("app.admin_cli:create_admin"))
 
     schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(
         required=True, metavar="ACTION"
     )
     export = schema.add_parser("export", help="print the SDL (or write it to PATH)")
     export.add_argument("path", nargs="?", type=Path)
-    export.set_defaults(run=_schema_export)
+    export.set_defaults(run=command("app.serve_cli:export_schema"))
     return parser
-
-
-def _serve(settings: Settings, _: argparse.Namespace) -> int:
-    with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
-        assert resolved.database_url is not None
-        asyncio.run(check_migrated(resolved.database_url))
-        _run_uvicorn(resolved)
-    return 0
-
-
-def _migrate(settings: Settings, _: argparse.Namespace) -> int:
-    with resolved_settings(settings, postgres=True) as resolved:
-        assert resolved.database_url is not None
-        migrate(resolved.database_url)
-    print("database schema is up to date", file=sys.stderr)
-    return 0
-
-
-def _admin_create(settings: Settings, args: argparse.Namespace) -> int:
-    from writes.bus import MessageBus
-    from writes.nudge import ArqNudger, arq_redis
-
-    async def create(resolved: Settings) -> int:
-        assert resolved.database_url is not None
-        assert resolved.redis_url is not None
-        engine = create_engine(resolved.database_url, pool_size=1, max_overflow=0)
-        redis = arq_redis(resolved.redis_url)
-        try:
-            await ensure_migrated(engine)
-            bus = MessageBus(session_factory(engine), ArqNudger(redis, resolved.redis_prefix))
-            command = CreateAdmin(email=args.email, name=args.name, password=args.password)
-            committed = await bus.handle(command, CommandMetadata(None, "cli-admin-create"))
-        except DomainError as exc:
-            print(f"shop: admin not created: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            await redis.aclose(close_connection_pool=True)
-            await engine.dispose()
-        print(f"admin {committed.value.email} created with id {committed.value.id}")
-        return 0
-
-    with resolved_settings(settings, postgres=True, redis=True) as resolved:
-        return asyncio.run(create(resolved))
-
-
-def _schema_export(settings: Settings, args: argparse.Namespace) -> int:
-    from schema.build import build_schema
-
-    sdl = build_schema().as_str() + "\n"
-    if args.path is None:
-        sys.stdout.write(sdl)
-    else:
-        args.path.write_text(sdl)
-    return 0
-
-
-def _run_uvicorn(settings: Settings) -> None:
-    # Imported here: the API stack costs seconds to import, and the worker and
-    # projections commands do not need it.
-    from app.asgi import create_app
-
-    serve(create_app(settings), settings)
-
-
-def serve(app: Any, settings: Settings) -> None:
-    """Serve an ASGI app the way `shop serve` does: uvloop, httptools, no access log."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        # Websocket frames obey the HTTP body limit (uvicorn's default is 16 MiB).
-        ws_max_size=settings.max_body_bytes,
-    )
-    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

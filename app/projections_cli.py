@@ -8,16 +8,16 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+# The drivers are imported when a command runs, not when `shop` parses its arguments.
+if TYPE_CHECKING:
+    from pymongo import AsyncMongoClient
+    from pymongo.asynchronous.database import AsyncDatabase
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.services import resolved_settings
-from app.settings import Settings
-from writes.db import create_engine
+    from app.settings import Settings
 
 Document = dict[str, Any]
 
@@ -51,6 +51,8 @@ def _run(
     handler: Callable[[Stores, argparse.Namespace], Awaitable[int]],
 ) -> Callable[[Settings, argparse.Namespace], int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
+        from app.services import resolved_settings
+
         with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
 
             async def main() -> int:
@@ -64,6 +66,11 @@ def _run(
 
 @asynccontextmanager
 async def _stores(settings: Settings) -> AsyncIterator[Stores]:
+    from pymongo import AsyncMongoClient
+    from redis.asyncio import Redis
+
+    from writes.db import create_engine
+
     assert settings.database_url is not None
     assert settings.mongodb_url is not None
     assert settings.redis_url is not None
@@ -104,6 +111,8 @@ async def _status(stores: Stores, _: argparse.Namespace) -> int:
 
 
 async def _verify(stores: Stores, args: argparse.Namespace) -> int:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from workers.state import load_state
     from workers.verify import record_verification, verify_projection
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from app.embedded import embedded_services
-from app.settings import Settings
-from writes.db import create_engine, ensure_migrated
+# Imported where used: `shop --help` imports this module and must stay light.
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 @contextmanager
@@ -22,6 +23,8 @@ def resolved_settings(
     if not (need_postgres or need_mongo or need_redis):
         yield settings
         return
+    from app.embedded import embedded_services
+
     with embedded_services(
         settings.data_dir, postgres=need_postgres, mongo=need_mongo, redis=need_redis
     ) as urls:
@@ -37,6 +40,8 @@ def terminate(signum: int, frame: FrameType | None) -> None:
 
 
 async def check_migrated(database_url: str) -> None:
+    from writes.db import create_engine, ensure_migrated
+
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
     try:
         await ensure_migrated(engine)

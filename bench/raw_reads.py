@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.cli import serve
 from app.logs import configure_logging
+from app.serve_cli import serve
 from app.settings import Settings
 from reads.read_model import PROJECTION_STATE
 

@@ -7,10 +7,12 @@ import asyncio
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.services import resolved_settings
-from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 EMPTY_SHOP_HINT = (
     "the shop is empty: run `.venv/bin/shop seed` beside `make dev` for a demo shop "

@@ -1,0 +1,62 @@
+"""`shop serve`, `shop migrate` and `shop schema export`: the API's own commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from app.services import check_migrated, resolved_settings
+from app.settings import Settings
+
+
+def serve_api(settings: Settings, _: argparse.Namespace) -> int:
+    with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
+        assert resolved.database_url is not None
+        asyncio.run(check_migrated(resolved.database_url))
+        # Imported here: the API stack costs seconds to import, and only serving needs it.
+        from app.asgi import create_app
+
+        serve(create_app(resolved), resolved)
+    return 0
+
+
+def migrate_database(settings: Settings, _: argparse.Namespace) -> int:
+    from writes.db import migrate
+
+    with resolved_settings(settings, postgres=True) as resolved:
+        assert resolved.database_url is not None
+        migrate(resolved.database_url)
+    print("database schema is up to date", file=sys.stderr)
+    return 0
+
+
+def export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.build import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    if args.path is None:
+        sys.stdout.write(sdl)
+    else:
+        args.path.write_text(sdl)
+    return 0
+
+
+def serve(app: Any, settings: Settings) -> None:
+    """Serve an ASGI app the way `shop serve` does: uvloop, httptools, no access log."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        # Websocket frames obey the HTTP body limit (uvicorn's default is 16 MiB).
+        ws_max_size=settings.max_body_bytes,
+    )
+    uvicorn.Server(config).run()
