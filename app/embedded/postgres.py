@@ -7,7 +7,6 @@ atexit handlers and warns when XDG_RUNTIME_DIR is unset; we only use its binarie
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import pwd
 import shutil
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from app.embedded import _procs
 from app.embedded._procs import Launch, ProcId, Started
+from app.embedded._wheels import package_dir
 
 DATABASE = "shop"
 SUPERUSER = "postgres"
@@ -91,12 +91,9 @@ class PostgresServer:
 
 
 def _bin_dir() -> Path:
-    spec = importlib.util.find_spec("pgserver")
-    if spec is None or spec.origin is None:
-        raise _procs.unavailable(
-            "PostgreSQL", "DATABASE_URL", "the pgserver wheel is not installed (run `uv sync`)"
-        )
-    bin_dir = Path(spec.origin).parent / "pginstall" / "bin"
+    bin_dir = (
+        package_dir("pgserver", "pgserver", "PostgreSQL", "DATABASE_URL") / "pginstall" / "bin"
+    )
     if not (bin_dir / "postgres").is_file():
         raise _procs.unavailable(
             "PostgreSQL", "DATABASE_URL", f"{bin_dir / 'postgres'} is missing (reinstall pgserver)"

