@@ -11,21 +11,18 @@ from app.settings import Settings
 
 
 def create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    from writes.bus import MessageBus
+    from app.bootstrap import build_bus, build_engine, build_redis, nudger
     from writes.commands import CreateAdmin
-    from writes.db import create_engine, ensure_migrated, session_factory
+    from writes.db import ensure_migrated
     from writes.errors import DomainError
-    from writes.nudge import ArqNudger, arq_redis
     from writes.unit_of_work import CommandMetadata
 
     async def create(resolved: Settings) -> int:
-        assert resolved.database_url is not None
-        assert resolved.redis_url is not None
-        engine = create_engine(resolved.database_url, pool_size=1, max_overflow=0)
-        redis = arq_redis(resolved.redis_url)
+        engine = build_engine(resolved, pool_size=1, max_overflow=0)
+        redis = build_redis(resolved)
         try:
             await ensure_migrated(engine)
-            bus = MessageBus(session_factory(engine), ArqNudger(redis, resolved.redis_prefix))
+            bus = build_bus(resolved, engine, nudger(resolved, redis))
             command = CreateAdmin(email=args.email, name=args.name, password=args.password)
             committed = await bus.handle(command, CommandMetadata(None, "cli-admin-create"))
         except DomainError as exc:

@@ -7,15 +7,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
-from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
+from app.bootstrap import build_clients
 from app.graphql_view import Services, ShopGraphQL
 from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
@@ -32,12 +31,8 @@ from schema.consistency import ConsistencyTokens
 from schema.limits import Budgets, QueryLimits
 from schema.throttling import AuthThrottles
 from workers.notifications import projections_channel
-from writes.bus import MessageBus
-from writes.db import create_engine, ensure_migrated, session_factory
-from writes.nudge import ArqNudger, arq_redis
-from writes.passwords import Passwords
+from writes.db import ensure_migrated, session_factory
 
-REDIS_TIMEOUT_S = 2.0
 log = logging.getLogger(__name__)
 
 
@@ -77,8 +72,6 @@ def create_app(settings: Settings) -> Starlette:
     """The app for fully resolved settings (every URL set)."""
     if not (settings.database_url and settings.redis_url and settings.mongodb_url):
         raise ValueError("create_app needs DATABASE_URL, MONGODB_URL and REDIS_URL resolved")
-    database_url, redis_url = settings.database_url, settings.redis_url
-    mongodb_url = settings.mongodb_url
     limits, budgets = query_limits(settings)
     metrics = ApiMetrics(settings.metrics_max_operation_names)
     schema = build_schema(
@@ -100,18 +93,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(database_url, settings.db_pool_size, settings.db_max_overflow)
-        # Built without connecting: a Redis outage must not stop the API from serving.
-        redis = arq_redis(redis_url, REDIS_TIMEOUT_S)
-        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            mongodb_url,
-            tz_aware=True,
-            serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
-            connectTimeoutMS=settings.mongodb_timeout_ms,
-        )
+        # Built without connecting: a store outage must not stop the API from serving.
+        clients = build_clients(settings)
+        engine, redis = clients.engine, clients.redis
         hub = ProjectionHub(redis, projections_channel(settings.redis_prefix))
         sessions = session_factory(engine)
-        read_model = ReadModel(mongo[settings.mongodb_database])
+        read_model = ReadModel(clients.db)
         try:
             await read_model.ensure_indexes()
         except PyMongoError as exc:  # serving writes (and fallbacks) must not wait on MongoDB
@@ -119,13 +106,9 @@ def create_app(settings: Settings) -> Starlette:
         try:
             await ensure_migrated(engine)
             app.state.engine = engine
-            app.state.probes = Probes(engine, mongo[settings.mongodb_database], redis, settings)
+            app.state.probes = Probes(engine, clients.db, redis, settings)
             app.state.services = Services(
-                bus=MessageBus(
-                    sessions,
-                    ArqNudger(redis, settings.redis_prefix),
-                    Passwords(settings.password_hash_concurrency),
-                ),
+                bus=clients.bus,
                 tokens=TokenService(
                     settings.jwt_secret,
                     settings.jwt_algorithm,
@@ -153,9 +136,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             await hub.close()
-            await mongo.close()
-            await redis.aclose(close_connection_pool=True)
-            await engine.dispose()
+            await clients.close()
 
     middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
     if settings.cors_origins:

@@ -38,7 +38,7 @@ def run(settings: Settings, _: argparse.Namespace) -> int:
         mark = time.monotonic()
         migrate(resolved.database_url)
         _phase("migrations applied", mark)
-        if seed_command.shop_is_empty(resolved.database_url):
+        if seed_command.shop_is_empty(resolved):
             print(f"shop: {seed_command.EMPTY_SHOP_HINT}", file=sys.stderr)
         # The children get the resolved URLs, so they join these servers instead of their own.
         env = os.environ | {

@@ -5,30 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 # The drivers are imported when a command runs, not when `shop` parses its arguments.
 if TYPE_CHECKING:
-    from pymongo import AsyncMongoClient
-    from pymongo.asynchronous.database import AsyncDatabase
-    from redis.asyncio import Redis
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
+    from app.bootstrap import Clients as Stores
     from app.settings import Settings
-
-Document = dict[str, Any]
-
-
-@dataclass
-class Stores:
-    engine: AsyncEngine
-    mongo: AsyncMongoClient[Document]
-    db: AsyncDatabase[Document]
-    redis: Redis
-    prefix: str
 
 
 def add_commands(commands: Any) -> None:
@@ -51,38 +34,18 @@ def _run(
     handler: Callable[[Stores, argparse.Namespace], Awaitable[int]],
 ) -> Callable[[Settings, argparse.Namespace], int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
+        from app.bootstrap import open_clients
         from app.services import resolved_settings
 
         with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
 
             async def main() -> int:
-                async with _stores(resolved) as stores:
+                async with open_clients(resolved, pool_size=2, max_overflow=0) as stores:
                     return await handler(stores, args)
 
             return asyncio.run(main())
 
     return run
-
-
-@asynccontextmanager
-async def _stores(settings: Settings) -> AsyncIterator[Stores]:
-    from pymongo import AsyncMongoClient
-    from redis.asyncio import Redis
-
-    from writes.db import create_engine
-
-    assert settings.database_url is not None
-    assert settings.mongodb_url is not None
-    assert settings.redis_url is not None
-    engine = create_engine(settings.database_url, pool_size=2, max_overflow=0)
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        yield Stores(engine, mongo, mongo[settings.mongodb_database], redis, settings.redis_prefix)
-    finally:
-        await redis.aclose()
-        await mongo.close()
-        await engine.dispose()
 
 
 def _names(args: argparse.Namespace) -> list[str]:
@@ -136,7 +99,12 @@ async def _retry(stores: Stores, args: argparse.Namespace) -> int:
     still_parked = 0
     for name in _names(args):
         replayed, still = await retry_parked(
-            stores.engine, stores.mongo, stores.db, PROJECTORS[name], stores.redis, stores.prefix
+            stores.engine,
+            stores.mongo,
+            stores.db,
+            PROJECTORS[name],
+            stores.redis,
+            stores.settings.redis_prefix,
         )
         print(f"{name}: {replayed} replayed, {still} still parked")
         still_parked += still
@@ -149,7 +117,12 @@ async def _rebuild(stores: Stores, args: argparse.Namespace) -> int:
 
     for name in _names(args):
         result = await rebuild(
-            stores.engine, stores.mongo, stores.db, PROJECTORS[name], stores.redis, stores.prefix
+            stores.engine,
+            stores.mongo,
+            stores.db,
+            PROJECTORS[name],
+            stores.redis,
+            stores.settings.redis_prefix,
         )
         rate = result.events / result.seconds if result.seconds else 0.0
         print(

@@ -7,16 +7,17 @@ import asyncio
 import sys
 from typing import Any
 
-from app.services import check_migrated, resolved_settings
+from app.services import resolved_settings
 from app.settings import Settings
 
 
 def serve_api(settings: Settings, _: argparse.Namespace) -> int:
     with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
-        assert resolved.database_url is not None
-        asyncio.run(check_migrated(resolved.database_url))
         # Imported here: the API stack costs seconds to import, and only serving needs it.
         from app.asgi import create_app
+        from app.bootstrap import check_migrated
+
+        asyncio.run(check_migrated(resolved))
 
         serve(create_app(resolved), resolved)
     return 0

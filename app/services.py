@@ -37,13 +37,3 @@ class Terminated(BaseException):
 
 def terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated
-
-
-async def check_migrated(database_url: str) -> None:
-    from writes.db import create_engine, ensure_migrated
-
-    engine = create_engine(database_url, pool_size=1, max_overflow=0)
-    try:
-        await ensure_migrated(engine)
-    finally:
-        await engine.dispose()

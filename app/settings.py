@@ -38,7 +38,8 @@ class Settings(BaseSettings):
 
     # Read-your-writes: how long a query waits for the projection before the write store answers.
     consistency_wait_ms: int = 150
-    # How soon a read gives up on an unreachable MongoDB (and falls back, or says so).
+    # How soon a read gives up on an unreachable MongoDB (and falls back, or says so); the
+    # worker's batches too (the loop retries them). API and worker share it (app/bootstrap.py).
     mongodb_timeout_ms: int = 1000
 
     # The projection worker: events per batch, and how long a dead worker's projections stay
@@ -118,6 +119,10 @@ class Settings(BaseSettings):
     readiness_stopped_grace_s: float = 60.0
     # Distinct GraphQL operation names /metrics labels; later ones count as "(other)".
     metrics_max_operation_names: int = 200
+
+    # One bootstrap (issue 10d; app/bootstrap.py): how soon a Redis command or connection
+    # gives up, in every process (API, worker, CLI), so an outage fails fast and is retried.
+    redis_timeout_ms: int = Field(default=2000, gt=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from app.services import check_migrated, resolved_settings, terminate
+from app.services import resolved_settings, terminate
 from app.settings import Settings
 from app.supervision import Backoff, Child, ProcessSupervisor, run_until_signalled
 
@@ -60,23 +60,14 @@ def _run_one(resolved: Settings) -> None:
     from arq.worker import create_worker
     from redis.exceptions import RedisError
 
-    from workers.config import WorkerConfig
+    from app.bootstrap import check_migrated, worker_config
     from workers.job_log import quiet_routine_runs
     from workers.outages import is_outage, store_of
     from workers.settings import WorkerSettings
     from writes.nudge import queue_name
 
-    assert resolved.database_url is not None
-    assert resolved.mongodb_url is not None
     assert resolved.redis_url is not None
-    config = WorkerConfig(
-        database_url=resolved.database_url,
-        mongodb_url=resolved.mongodb_url,
-        mongodb_database=resolved.mongodb_database,
-        redis_prefix=resolved.redis_prefix,
-        batch_size=resolved.projection_batch_size,
-        lease_ttl_ms=resolved.projection_lease_ttl_ms,
-    )
+    config = worker_config(resolved)
     redis_settings = RedisSettings.from_dsn(resolved.redis_url)
     queue = queue_name(resolved.redis_prefix)
     quiet_routine_runs(job.name for job in WorkerSettings.cron_jobs)
@@ -84,7 +75,7 @@ def _run_one(resolved: Settings) -> None:
     async def run_until_stopped() -> BaseException | None:
         """Run the arq worker; the outage that ended it, or None when a signal stopped it."""
         try:
-            await check_migrated(config.database_url)
+            await check_migrated(resolved)
             await run_arq_worker()
         except asyncio.CancelledError:  # SIGTERM / SIGINT: arq's handler stopped it
             return None

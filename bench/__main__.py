@@ -22,7 +22,7 @@ from typing import Any
 
 import uvloop
 
-from app.services import resolved_settings
+from app.bootstrap import load_settings, running_stores
 from app.settings import Settings
 from bench import history, hostile, lag, memory, reads, rebuild_rate, writes
 from bench.plan import Plan
@@ -60,7 +60,7 @@ def main() -> int:
     if args.only != parser.get_default("only") or args.rounds:
         command = f"python -m bench {' '.join(sys.argv[1:])}"
     rows: list[Row] = []
-    with resolved_settings(Settings(), postgres=True, mongo=True, redis=True) as found:
+    with running_stores(load_settings(), postgres=True, mongo=True, redis=True) as found:
         servers = uvloop.run(server_versions(found))
         for name in chosen:
             started = time.monotonic()

@@ -18,10 +18,10 @@ from typing import Any, Self
 
 import orjson
 import psutil
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from app.bootstrap import build_mongo
 from app.settings import Settings
 from bench.event_log import head_position
 from bench.plan import Plan
@@ -139,9 +139,8 @@ class Outcome:
 
 async def run(settings: Settings, plan: Plan) -> Row:
     sizes = Sizes.of(plan)
-    assert settings.mongodb_url is not None
     assert settings.redis_url is not None
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    mongo = build_mongo(settings, patient=True)
     redis = Redis.from_url(settings.redis_url)
     db = mongo[settings.mongodb_database]
     try:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.bootstrap import build_mongo, load_settings
 from app.logs import configure_logging
 from app.serve_cli import serve
 from app.settings import Settings
@@ -48,12 +49,10 @@ async def orders_collection(client: AsyncMongoClient[Document], database: str) -
 
 def create_app(settings: Settings) -> Starlette:
     """One route, one client, nothing else: the least a read of this document can cost."""
-    assert settings.mongodb_url is not None
-    mongodb_url = settings.mongodb_url
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+        client = build_mongo(settings)
         try:
             name = await orders_collection(client, settings.mongodb_database)
             app.state.orders = client[settings.mongodb_database][name]
@@ -72,7 +71,7 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def main() -> int:
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
     serve(create_app(settings), settings)
     return 0

@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 import orjson
-from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from app.bootstrap import build_mongo
 from app.settings import Settings
 from bench.plan import Plan
 from bench.report import Row
@@ -82,9 +82,8 @@ async def wait_until_projected(
 ) -> None:
     """Block until every named projection reached `position`, woken by the worker's batch
     notifications (re-reading the checkpoints every second in case one was missed)."""
-    assert settings.mongodb_url is not None
     assert settings.redis_url is not None
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    mongo = build_mongo(settings, patient=True)
     redis = Redis.from_url(settings.redis_url)
     deadline = time.monotonic() + PROJECTION_BUDGET_S
     try:

@@ -28,6 +28,7 @@ import orjson
 from pymongo import AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from app.bootstrap import build_mongo
 from app.settings import Settings
 from bench.event_log import (
     LoadedLog,
@@ -141,7 +142,7 @@ async def run(settings: Settings, plan: Plan) -> Row:
     types = await check_shapes(settings.database_url, sample_rows(SHAPE_SAMPLE))
     writes = WriteCounter()
     loaded = await load_history(settings.database_url, size - real, observe=writes)
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    mongo: AsyncMongoClient[Document] = build_mongo(settings, patient=True)
     results = []
     try:
         db = mongo[settings.mongodb_database]

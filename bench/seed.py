@@ -11,12 +11,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from app.bootstrap import build_bus, build_engine, build_redis, nudger
 from app.settings import Settings
 from schema.auth import TokenService
 from writes import commands as c
-from writes.bus import MessageBus
-from writes.db import create_engine, session_factory
-from writes.nudge import ArqNudger, arq_redis
 from writes.unit_of_work import CommandMetadata
 from writes.views import Committed
 
@@ -39,13 +37,9 @@ class Account:
 
 class Seeder:
     def __init__(self, settings: Settings, pool_size: int = 8) -> None:
-        assert settings.database_url is not None
-        assert settings.redis_url is not None
-        self.engine = create_engine(settings.database_url, pool_size=pool_size, max_overflow=0)
-        self._redis = arq_redis(settings.redis_url)
-        self.bus = MessageBus(
-            session_factory(self.engine), ArqNudger(self._redis, settings.redis_prefix)
-        )
+        self.engine = build_engine(settings, pool_size=pool_size, max_overflow=0)
+        self._redis = build_redis(settings)
+        self.bus = build_bus(settings, self.engine, nudger(settings, self._redis))
         self._tokens = TokenService(
             settings.jwt_secret, settings.jwt_algorithm, settings.jwt_ttl_seconds,
             settings.jwt_issuer,

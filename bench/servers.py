@@ -8,6 +8,7 @@ import asyncpg
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from app.bootstrap import build_mongo, load_settings
 from app.settings import Settings
 from bench.stack import libpq
 
@@ -21,7 +22,7 @@ async def server_versions(settings: Settings) -> list[tuple[str, str]]:
         postgres = await conn.fetchval("SHOW server_version")
     finally:
         await conn.close()
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    mongo: AsyncMongoClient[dict[str, Any]] = build_mongo(settings, patient=True)
     try:
         mongodb = (await mongo.server_info())["version"]
     finally:
@@ -31,7 +32,7 @@ async def server_versions(settings: Settings) -> list[tuple[str, str]]:
         redis_version = (await redis.info("server"))["redis_version"]
     finally:
         await redis.aclose()
-    embedded = "" if Settings().database_url else " (embedded unless the URL was set)"
+    embedded = "" if load_settings().database_url else " (embedded unless the URL was set)"
     return [
         ("servers" + embedded, f"PostgreSQL {postgres}, MongoDB {mongodb}, Redis {redis_version}")
     ]

@@ -23,10 +23,9 @@ from typing import Any
 import asyncpg
 import orjson
 import psutil
-from pymongo import MongoClient
 from sqlalchemy.engine import make_url
 
-from app.services import resolved_settings
+from app.bootstrap import build_sync_mongo, load_settings, running_stores
 from app.settings import Settings
 from writes.db import migrate
 
@@ -51,7 +50,7 @@ async def _admin_sql(url: str, statement: str) -> None:
 def bench_settings(base: Settings | None = None) -> Iterator[Settings]:
     """Migrated, empty stores of this run's own; gone afterwards."""
     name = f"shop_bench_{uuid.uuid4().hex[:8]}"
-    with resolved_settings(base or Settings(), postgres=True, mongo=True, redis=True) as found:
+    with running_stores(base or load_settings(), postgres=True, mongo=True, redis=True) as found:
         assert found.database_url is not None
         assert found.mongodb_url is not None
         asyncio.run(_admin_sql(found.database_url, f'CREATE DATABASE "{name}"'))
@@ -64,8 +63,7 @@ def bench_settings(base: Settings | None = None) -> Iterator[Settings]:
             yield own
         finally:
             asyncio.run(_admin_sql(found.database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
-            client: MongoClient[dict[str, Any]]
-            with MongoClient(found.mongodb_url) as client:
+            with build_sync_mongo(found, patient=True) as client:
                 client.drop_database(name)
 
 

@@ -26,6 +26,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 from sqlalchemy import event, text
 
+from app.bootstrap import build_mongo
 from app.settings import Settings
 from bench import raw_writes
 from bench.plan import Plan
@@ -152,10 +153,9 @@ def placed_id(response: bytes) -> str | None:
 async def shop(settings: Settings, *, worker: bool = True) -> AsyncIterator[Shop]:
     """`shop serve` (and `shop worker`) on this row's stores, with products of huge stock."""
     assert settings.redis_url is not None
-    assert settings.mongodb_url is not None
     seeder = Seeder(settings)
     redis = Redis.from_url(settings.redis_url)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    mongo = build_mongo(settings, patient=True)
     try:
         async with stack(settings) as running:
             port, api = await running.api()

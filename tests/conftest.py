@@ -19,7 +19,6 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
-from pymongo import AsyncMongoClient, MongoClient
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy.engine import make_url
@@ -27,13 +26,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from app.asgi import create_app
-from app.services import resolved_settings
+from app.bootstrap import (
+    build_bus,
+    build_engine,
+    build_mongo,
+    build_sync_mongo,
+    load_settings,
+    running_stores,
+)
 from app.settings import Settings
 from tests.pipeline import Pipeline
 from tests.support import SIGN_UP, GraphQLClient, ReadyServer, free_port, unique
-from writes.bus import MessageBus
 from writes.commands import CreateAdmin
-from writes.db import create_engine, migrate, session_factory
+from writes.db import migrate
 from writes.unit_of_work import CommandMetadata
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -55,7 +60,7 @@ async def _admin_sql(server_url: str, statement: str) -> None:
 @pytest.fixture(scope="session")
 def services() -> Iterator[Settings]:
     """Settings whose URLs all point at running servers (embedded or configured)."""
-    with resolved_settings(Settings(), postgres=True, mongo=True, redis=True) as settings:
+    with running_stores(load_settings(), postgres=True, mongo=True, redis=True) as settings:
         yield settings
 
 
@@ -82,8 +87,7 @@ def own_stores(services: Settings, name: str) -> Iterator[Settings]:
         yield own
     finally:
         asyncio.run(_admin_sql(services.database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
-        mongo: MongoClient[dict[str, object]]
-        with MongoClient(services.mongodb_url) as mongo:
+        with build_sync_mongo(services, patient=True) as mongo:
             mongo.drop_database(name)
         with Redis.from_url(services.redis_url) as redis:
             # arq keeps job keys under its own prefix, with our job ids inside.
@@ -115,8 +119,7 @@ def settings(services: Settings) -> Iterator[Settings]:
 @pytest_asyncio.fixture(scope="session")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """An engine on this run's database, for assertions on the write store."""
-    assert settings.database_url is not None
-    engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
+    engine = build_engine(settings, pool_size=2, max_overflow=2)
     yield engine
     await engine.dispose()
 
@@ -158,10 +161,10 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def admin_token(api: Api, engine: AsyncEngine) -> str:
+async def admin_token(api: Api, engine: AsyncEngine, settings: Settings) -> str:
     """A bearer token of an admin created the way `shop admin create` does."""
     email = f"{unique('admin')}@example.com"
-    bus = MessageBus(session_factory(engine), _NoNudge())
+    bus = build_bus(settings, engine, _NoNudge())
     await bus.handle(CreateAdmin(email, "Ada Admin", PASSWORD), CommandMetadata(None, "test"))
     from tests.support import LOG_IN
 
@@ -202,11 +205,8 @@ async def customer(api: Api) -> Customer:
 @pytest_asyncio.fixture(scope="session")
 async def read_side(settings: Settings, api: Api) -> AsyncIterator[Pipeline]:
     """A `shop worker` projecting into the API's own read model for the whole session."""
-    assert settings.mongodb_url is not None
     assert settings.redis_url is not None
-    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-        settings.mongodb_url, tz_aware=True
-    )
+    mongo = build_mongo(settings, patient=True)
     redis = AsyncRedis.from_url(settings.redis_url)
     pipeline = Pipeline(settings, mongo, mongo[settings.mongodb_database], redis)
     await pipeline.start_worker()

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from app.bootstrap import build_mongo
 from app.embedded import _state
 from app.settings import Settings
 from tests.pipeline import Pipeline, WorkerLog
@@ -99,11 +99,8 @@ async def dev_shop(settings: Settings, tmp_path: Path) -> AsyncIterator[DevShop]
         own = settings.model_copy(
             update={"mongodb_url": records["mongo"].url, "redis_url": records["redis"].url}
         )
-        assert own.mongodb_url is not None
         assert own.redis_url is not None
-        mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
-            own.mongodb_url, tz_aware=True
-        )
+        mongo = build_mongo(own, patient=True)
         pipeline = Pipeline(own, mongo, mongo[own.mongodb_database], Redis.from_url(own.redis_url))
         yield DevShop(process, log, env, data_dir, f"http://127.0.0.1:{port}", pipeline)
     finally:

@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.bootstrap import build_bus, build_mongo, load_settings
 from app.settings import Settings
 from tests.support import unique
 from workers.notifications import projections_channel
@@ -28,7 +29,6 @@ from workers.projectors import PROJECTORS
 from workers.state import STATE
 from workers.status import projection_statuses
 from workers.verify import verify_projection
-from writes.bus import MessageBus
 from writes.commands import (
     Actor,
     CancelOrder,
@@ -39,7 +39,6 @@ from writes.commands import (
     ShipOrder,
     SignUp,
 )
-from writes.db import session_factory
 from writes.nudge import ArqNudger, arq_redis
 from writes.unit_of_work import CommandMetadata
 from writes.views import Committed
@@ -151,9 +150,8 @@ async def isolated_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
             "redis_prefix": f"{settings.redis_prefix}:{name}",
         }
     )
-    assert own.mongodb_url is not None
     assert own.redis_url is not None
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(own.mongodb_url, tz_aware=True)
+    mongo = build_mongo(own, patient=True)
     redis = Redis.from_url(own.redis_url)
     pipeline = Pipeline(own, mongo, mongo[own.mongodb_database], redis)
     try:
@@ -249,7 +247,8 @@ class Writer:
 
     def __init__(self, engine: AsyncEngine, redis_url: str, redis_prefix: str) -> None:
         self.redis = arq_redis(redis_url, timeout_s=1.0)
-        self.bus = MessageBus(session_factory(engine), ArqNudger(self.redis, redis_prefix))
+        # The deployment's settings, for the bus's password hashing.
+        self.bus = build_bus(load_settings(), engine, ArqNudger(self.redis, redis_prefix))
         self.admin = Actor(uuid.uuid4(), Role.ADMIN)
 
     async def close(self) -> None:

@@ -147,7 +147,7 @@ class ProjectionRunner:
         redis: Redis,
         redis_prefix: str,
         worker: str,
-        batch_size: int = 500,
+        batch_size: int,
         reader: SharedLogReader | None = None,
     ) -> None:
         self.projector = projector

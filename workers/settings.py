@@ -16,7 +16,6 @@ from typing import Any
 
 from arq import cron, func
 from arq.connections import ArqRedis
-from pymongo import AsyncMongoClient
 
 from reads.documents import ensure_indexes
 from workers.config import WorkerConfig
@@ -25,26 +24,23 @@ from workers.projectors import PROJECTORS
 from workers.runner import ProjectionRunner
 from workers.state import load_state
 from workers.supervisor import Supervisor
-from writes.db import create_engine
 from writes.nudge import PROJECT_EVENTS_JOB, deserialize_job, serialize_job, wake_channel
 
 log = logging.getLogger(__name__)
 
 Ctx = dict[str, Any]
 RECONNECT_PAUSE_S = 1.0
-# A MongoDB outage fails a batch within this, and the loop retries it.
-MONGO_TIMEOUT_MS = 5000
 
 
 async def startup(ctx: Ctx) -> None:
     config: WorkerConfig = ctx["config"]
     redis: ArqRedis = ctx["redis"]
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    engine = create_engine(config.database_url, pool_size=4, max_overflow=2, reads_only=True)
+    # Built by the entry point's bootstrap; a MongoDB outage fails a batch within
+    # MONGODB_TIMEOUT_MS, and the loop retries it.
+    engine = config.stores.engine()
     reader = SharedLogReader(engine)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        config.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS
-    )
+    client = config.stores.mongo()
     # In ctx at once: a start-up that fails half way (a store is down) still closes them.
     ctx.update(engine=engine, mongo=client)
     db = client[config.mongodb_database]

@@ -34,7 +34,6 @@ from workers.state import (
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0
-LEASE_TTL_MS = 5000
 ERROR_PAUSE_S = 1.0
 RELOAD_PAUSE_S = 0.05
 STOP_BUDGET_S = 3.0
@@ -48,7 +47,7 @@ class Supervisor:
         db: AsyncDatabase[Document],
         engine: AsyncEngine,
         worker: str,
-        lease_ttl_ms: int = LEASE_TTL_MS,
+        lease_ttl_ms: int,
     ) -> None:
         if lease_ttl_ms <= TICK_S * 1000:
             raise ValueError(f"a lease must outlive the {TICK_S} s renewal tick: {lease_ttl_ms} ms")

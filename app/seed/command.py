@@ -47,23 +47,20 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _seed(settings: Settings, size: str) -> int:
+    from app.bootstrap import build_bus, build_engine, build_redis, nudger
     from app.seed.plan import ADMIN_EMAIL, DEMO_PASSWORD, plan_shop
     from app.seed.writer import DemoShopWriter, SeedConflict
-    from writes.bus import MessageBus
-    from writes.db import create_engine, ensure_migrated, session_factory
+    from writes.db import ensure_migrated, session_factory
     from writes.errors import DomainError
-    from writes.nudge import ArqNudger, arq_redis
 
-    assert settings.database_url is not None
-    assert settings.redis_url is not None
     started = time.monotonic()
     plan = plan_shop(size, datetime.now(UTC))
-    engine = create_engine(settings.database_url, pool_size=4, max_overflow=0)
-    redis = arq_redis(settings.redis_url)
+    engine = build_engine(settings, pool_size=4, max_overflow=0)
+    redis = build_redis(settings)
     try:
         await ensure_migrated(engine)
         sessions = session_factory(engine)
-        bus = MessageBus(sessions, ArqNudger(redis, settings.redis_prefix))
+        bus = build_bus(settings, engine, nudger(settings, redis))
         report = await DemoShopWriter(bus, sessions, plan).run()
     except (DomainError, SeedConflict) as exc:
         print(f"shop: seed stopped: {exc} (what was written stays; run it again to finish)",
@@ -86,18 +83,18 @@ async def _seed(settings: Settings, size: str) -> int:
     return 0
 
 
-def shop_is_empty(database_url: str) -> bool:
-    """Whether the migrated database at `database_url` holds no product yet."""
-    return asyncio.run(_no_products(database_url))
+def shop_is_empty(settings: Settings) -> bool:
+    """Whether the migrated database the settings name holds no product yet."""
+    return asyncio.run(_no_products(settings))
 
 
-async def _no_products(database_url: str) -> bool:
+async def _no_products(settings: Settings) -> bool:
     from sqlalchemy import select
 
-    from writes.db import create_engine
+    from app.bootstrap import build_engine
     from writes.models import Product
 
-    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    engine = build_engine(settings, pool_size=1, max_overflow=0)
     try:
         async with engine.connect() as conn:
             return await conn.scalar(select(Product.id).limit(1)) is None

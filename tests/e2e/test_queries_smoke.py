@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pymongo import MongoClient
-
 from app.asgi import create_app
+from app.bootstrap import build_sync_mongo
 from app.settings import Settings
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
@@ -48,6 +47,5 @@ async def test_a_fresh_read_model_answers_a_search_before_any_worker_ran(
             body = await client.gql('{ products(search: "mug") { edges { node { id } } } }')
         assert without_cost(body) == {"data": {"products": {"edges": []}}}
     finally:
-        mongo: MongoClient[dict[str, object]]
-        with MongoClient(fresh.mongodb_url) as mongo:
+        with build_sync_mongo(fresh, patient=True) as mongo:
             mongo.drop_database(fresh.mongodb_database)

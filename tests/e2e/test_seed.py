@@ -16,13 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
+from app.bootstrap import build_engine
 from app.seed.command import shop_is_empty
 from app.seed.plan import ADMIN_EMAIL
 from app.settings import PROJECT_ROOT, Settings
 from tests.conftest import own_stores
 from tests.pipeline import isolated_pipeline, shop
 from tests.support import GraphQLClient, serving
-from writes.db import create_engine
 
 SEED_BUDGET_S = 600
 TABLES = ("customers", "products", "orders", "order_lines", "idempotency_keys", "event_log")
@@ -51,8 +51,7 @@ def settings(services: Settings) -> Iterator[Settings]:
 
 @pytest_asyncio.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    assert settings.database_url is not None
-    engine = create_engine(settings.database_url, pool_size=2, max_overflow=0)
+    engine = build_engine(settings, pool_size=2, max_overflow=0)
     yield engine
     await engine.dispose()
 
@@ -82,13 +81,13 @@ async def test_seed_fills_the_readme_queries_and_a_second_run_adds_nothing(
 ) -> None:
     assert settings.database_url is not None
     queries = readme_queries()
-    assert await asyncio.to_thread(shop_is_empty, settings.database_url)
+    assert await asyncio.to_thread(shop_is_empty, settings)
     async with isolated_pipeline(settings) as pipeline:
         await pipeline.start_worker()
         code, out, err = await shop(pipeline, "seed", "--size", "small", budget_s=SEED_BUDGET_S)
         assert code == 0, err
         assert "small demo shop written" in out, out
-        assert not await asyncio.to_thread(shop_is_empty, settings.database_url)
+        assert not await asyncio.to_thread(shop_is_empty, settings)
         await pipeline.wait_until_projected(await head(engine), budget_s=SEED_BUDGET_S)
 
         port = pipeline.settings.port

@@ -21,6 +21,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.bootstrap import build_bus, build_engine
 from app.settings import Settings
 from tests.support import unique
 from writes.bus import MessageBus
@@ -35,7 +36,6 @@ from writes.commands import (
     ShipOrder,
     SignUp,
 )
-from writes.db import create_engine
 from writes.nudge import ArqNudger, arq_redis
 from writes.unit_of_work import CommandMetadata
 from writes.views import Committed
@@ -136,15 +136,17 @@ def random_lines(rng: random.Random, products: list[str], most: int = 3) -> dict
 @asynccontextmanager
 async def shop_for(settings: Settings, redis_prefix: str, connections: int) -> AsyncIterator[Shop]:
     """A Shop with `connections` PostgreSQL connections, nudging the queue of `redis_prefix`."""
-    assert settings.database_url is not None
     assert settings.redis_url is not None
-    engine = create_engine(settings.database_url, pool_size=connections, max_overflow=2)
+    engine = build_engine(settings, pool_size=connections, max_overflow=2)
     sessions = async_sessionmaker(
         engine, class_=DelayableSession, expire_on_commit=False, autoflush=False
     )
     redis = arq_redis(settings.redis_url, timeout_s=1.0)
-    bus = MessageBus(
-        cast("async_sessionmaker[AsyncSession]", sessions), ArqNudger(redis, redis_prefix)
+    bus = build_bus(
+        settings,
+        engine,
+        ArqNudger(redis, redis_prefix),
+        sessions=cast("async_sessionmaker[AsyncSession]", sessions),
     )
     try:
         yield Shop(bus, engine, redis)

@@ -43,7 +43,7 @@ async def test_a_rebuild_that_lost_the_race_holds_the_lease_then_gives_it_back(
     projector = PROJECTORS["orders"]
     live = ProjectionRunner(
         projector, engine, pipeline.mongo, pipeline.db, pipeline.redis,
-        pipeline.settings.redis_prefix, LIVE,
+        pipeline.settings.redis_prefix, LIVE, pipeline.settings.projection_batch_size,
     )  # fmt: skip
     try:
         await ensure_state(pipeline.db, projector)
@@ -107,7 +107,7 @@ async def test_a_failed_hold_gives_the_lease_back(engine: AsyncEngine, pipeline:
     projector = PROJECTORS["orders"]
     live = ProjectionRunner(
         projector, engine, pipeline.mongo, pipeline.db, pipeline.redis,
-        pipeline.settings.redis_prefix, LIVE,
+        pipeline.settings.redis_prefix, LIVE, pipeline.settings.projection_batch_size,
     )  # fmt: skip
     try:
         await ensure_state(pipeline.db, projector)

@@ -23,6 +23,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.bootstrap import build_engine
 from app.settings import Settings
 from reads.read_model import describe
 from tests.conftest import own_stores
@@ -37,7 +38,6 @@ from tests.pipeline import (
 from workers.notifications import projections_channel
 from workers.state import STATE
 from writes.commands import Actor
-from writes.db import create_engine
 
 SEED_ORDERS = 160
 SEED_WRITERS = 4
@@ -126,8 +126,7 @@ def settings(services: Settings) -> Iterator[Settings]:
 
 @pytest_asyncio.fixture
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    assert settings.database_url is not None
-    engine = create_engine(settings.database_url, pool_size=2, max_overflow=2)
+    engine = build_engine(settings, pool_size=2, max_overflow=2)
     yield engine
     await engine.dispose()
 
@@ -135,8 +134,7 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest_asyncio.fixture
 async def write_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """The writers' own pool, so the load does not queue on the session's small one."""
-    assert settings.database_url is not None
-    engine = create_engine(settings.database_url, pool_size=SEED_WRITERS, max_overflow=2)
+    engine = build_engine(settings, pool_size=SEED_WRITERS, max_overflow=2)
     yield engine
     await engine.dispose()
 

@@ -3,7 +3,7 @@ one hands its projections to the other within 10 s.
 
 Leases live in projection_state (owner + lease_until); every tick a worker renews its
 own, gives back what exceeds its fair share and takes free or expired ones. A worker
-killed with SIGKILL releases nothing: its leases expire (LEASE_TTL_MS) and the survivor
+killed with SIGKILL releases nothing: its leases expire (PROJECTION_LEASE_TTL_MS) and the survivor
 takes them over on a tick.
 """
 
@@ -24,7 +24,7 @@ from tests.pipeline import (
     start_logged_worker,
 )
 from workers.state import STATE
-from workers.supervisor import LEASE_TTL_MS, TICK_S
+from workers.supervisor import TICK_S
 
 HANDOVER_BUDGET_S = 10.0
 
@@ -92,7 +92,7 @@ async def test_two_workers_share_the_projections_and_a_killed_ones_pass_on_in_ti
 
     assert handover_s < HANDOVER_BUDGET_S
     # Not before the lease could expire: the victim released nothing, it was killed.
-    assert handover_s > (LEASE_TTL_MS / 1000) - 2 * TICK_S
+    assert handover_s > (pipeline.settings.projection_lease_ttl_ms / 1000) - 2 * TICK_S
     assert set((await owners(pipeline)).values()) == {survivor_id}
     order = await pipeline.db["orders"].find_one({"_id": str(after_kill.value.id)})
     assert order is not None

@@ -14,10 +14,10 @@ import asyncpg
 import psutil
 import pytest
 import redis.asyncio
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from app.bootstrap import build_mongo, load_settings
 from app.embedded import EmbeddedServiceError, EmbeddedUrls, _state, embedded_services
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ async def insert_then_fail(db: AsyncDatabase[dict[str, Any]], session: AsyncClie
 async def check_mongo(url: str | None) -> None:
     """A replica-set primary on which multi-document transactions commit and abort."""
     assert url is not None
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url)
+    client = build_mongo(load_settings(mongodb_url=url), patient=True)
     try:
         hello = await client.admin.command("hello")
         assert hello["isWritablePrimary"]

@@ -13,9 +13,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.engine import make_url
 
+from app.bootstrap import build_engine, load_settings
 from app.settings import Settings
 from tests.support import unique
-from writes.db import DatabaseNotMigrated, create_engine, ensure_migrated, migrate_async
+from writes.db import DatabaseNotMigrated, ensure_migrated, migrate_async
 
 
 @pytest_asyncio.fixture
@@ -33,7 +34,7 @@ async def empty_database(services: Settings) -> AsyncIterator[str]:
 
 
 async def test_an_unmigrated_database_is_refused_until_migrated(empty_database: str) -> None:
-    engine = create_engine(empty_database, pool_size=1, max_overflow=0)
+    engine = build_engine(load_settings(database_url=empty_database), pool_size=1, max_overflow=0)
     try:
         with pytest.raises(DatabaseNotMigrated, match="run `shop migrate`"):
             await ensure_migrated(engine)

@@ -9,11 +9,10 @@ import pytest
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.bootstrap import build_bus, load_settings
 from app.settings import Settings
 from tests.support import event_count, free_port, unique
-from writes.bus import MessageBus
 from writes.commands import SignUp
-from writes.db import session_factory
 from writes.nudge import NUDGE_TIMEOUT_S, ArqNudger, arq_redis, queue_name, wake_channel
 from writes.unit_of_work import CommandMetadata
 
@@ -64,7 +63,7 @@ async def test_commands_succeed_when_redis_is_down(
 ) -> None:
     # Nothing listens on this port: every Redis call fails.
     redis = _redis(f"redis://127.0.0.1:{free_port()}/0")
-    bus = MessageBus(session_factory(engine), ArqNudger(redis, unique("down")))
+    bus = build_bus(load_settings(), engine, ArqNudger(redis, unique("down")))
     before = await event_count(engine)
     started = time.monotonic()
     try:

@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.bootstrap import build_mongo
 from app.settings import Settings
 from reads.documents import COLLECTIONS, INDEXES, ensure_indexes
 from reads.fallback import (
@@ -85,7 +86,7 @@ class ReadStore:
 async def store(settings: Settings) -> AsyncIterator[ReadStore]:
     """A read store in its own database, under physical names unlike the logical ones."""
     assert settings.mongodb_url is not None
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = build_mongo(settings, patient=True)
     name = f"{settings.mongodb_database}_{uuid.uuid4().hex[:8]}"
     # Rebuilds use other physical names: exercise the logical -> physical mapping.
     store = ReadStore(client, client[name], {c: f"{c}__g1" for c in COLLECTIONS})

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from app.bootstrap import load_settings
 from workers.runner import ProjectionRunner
 from workers.supervisor import Supervisor
 
@@ -26,7 +27,11 @@ class _Idle:
 @pytest.mark.parametrize("yields", [0, 1, 2, 3])
 async def test_a_loop_cancelled_right_after_a_wake_up_stops(yields: int) -> None:
     supervisor = Supervisor(
-        [cast("ProjectionRunner", _Idle())], cast("Any", None), cast("Any", None), "w"
+        [cast("ProjectionRunner", _Idle())],
+        cast("Any", None),
+        cast("Any", None),
+        "w",
+        load_settings().projection_lease_ttl_ms,
     )
     loop = asyncio.create_task(supervisor._loop("orders"))
     await asyncio.sleep(0.01)  # the loop waits for a wake-up
