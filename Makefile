@@ -39,7 +39,7 @@ test: lint typecheck
 
 # The alert rules' unit tests (docs/operations.md); promtool comes from Debian's prometheus package.
 test-alerts:
-	@command -v promtool >/dev/null 2>&1 || { apt-get update && apt-get install -y prometheus; }
+	@command -v promtool >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 
