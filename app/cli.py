@@ -168,6 +168,8 @@ def serve(app: Any, settings: Settings) -> None:
     """Serve an ASGI app the way `shop serve` does: uvloop, httptools, no access log."""
     import uvicorn
 
+    from app.server import ShopServer
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -180,7 +182,7 @@ def serve(app: Any, settings: Settings) -> None:
         # Websocket frames obey the HTTP body limit (uvicorn's default is 16 MiB).
         ws_max_size=settings.max_body_bytes,
     )
-    uvicorn.Server(config).run()
+    ShopServer(config).run()
 
 
 if __name__ == "__main__":

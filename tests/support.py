@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from app.server import ShopServer
 from app.settings import Settings
 from schema.consistency import ConsistencyTokens
 from workers.log_reader import read_events
@@ -46,8 +47,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-class ReadyServer(uvicorn.Server):
-    """uvicorn that signals an event once it accepts connections."""
+class ReadyServer(ShopServer):
+    """The API's uvicorn server (app.server), signalling an event once it accepts connections."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)

@@ -4,7 +4,8 @@ A subscription's generator holds a listener on the projection hub (reads/hub.py)
 long as it runs, so the hub's listener count says which generators are still alive. It
 must return to what the client still runs when the client completes (`complete`, legacy
 `stop`) an operation, when the socket closes (cleanly or not) and when the server stops;
-the per-socket cap counts only live operations.
+the per-socket cap counts only live operations. The server's shutdown must not wait on a
+client that stopped reading (app/server.py).
 """
 
 from __future__ import annotations
@@ -21,14 +22,21 @@ from app.asgi import create_app
 from app.settings import Settings
 from reads.hub import ProjectionHub
 from reads.read_model import ReadModel
+from tests.conftest import Api
+from tests.e2e.test_subscription_load import HEAVY, create
 from tests.e2e.test_subscriptions import PRODUCT_UPDATED, codes
+from tests.pipeline import Pipeline
 from tests.support import (
+    CHANGE_PRICE,
+    LEGACY_WS,
     WS_PROTOCOLS,
     GraphQLWebSocket,
     ReadyServer,
+    StalledWebSocket,
     free_port,
     graphql_ws,
     start_server,
+    token_position,
     ws_auth,
 )
 
@@ -36,6 +44,7 @@ OPERATION_CAP = 2
 # Generous bounds for a busy 2-core machine; each only stops a broken server hanging the run.
 END_BUDGET_S = 30.0
 STOP_BUDGET_S = 30.0
+MAX_PRICE_CHANGES = 200
 
 
 def listeners(app: Starlette) -> int:
@@ -225,3 +234,70 @@ async def test_the_server_stops_promptly_with_live_subscriptions(
         monkeypatch.undo()
         await stop(server, serve)
     assert listeners(app) == 0
+
+
+def unsent_bytes(server: ReadyServer, client_port: int) -> int:
+    """Bytes uvicorn holds for a client because the kernel takes no more: it stopped reading."""
+    for connection in list(server.server_state.connections):
+        client = getattr(connection, "client", None)
+        if client is not None and client[1] == client_port:
+            size: int = connection.transport.get_write_buffer_size()
+            return size
+    return 0
+
+
+@pytest.mark.parametrize("protocol", WS_PROTOCOLS)
+async def test_the_server_stops_promptly_when_a_subscriber_stopped_reading(
+    api: Api,
+    settings: Settings,
+    admin_token: str,
+    read_side: Pipeline,
+    protocol: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    product_id, _ = await create(api, admin_token, read_side)
+    app = create_app(settings)  # the session's worker announces to it too (same prefix)
+    port = free_port()
+    server, serve = await start_server(app, port)
+    baselines = Baselines(app, monkeypatch)
+    stalled: StalledWebSocket | None = None
+    try:
+        stalled = await StalledWebSocket.open(
+            f"http://127.0.0.1:{port}", ws_auth(admin_token), protocol=protocol
+        )
+        for op_id in ("heavy-1", "heavy-2"):
+            await stalled.subscribe(op_id, HEAVY, {})
+        await baselines.read(2)
+
+        # Changes pile up until uvicorn holds bytes the client's closed window refuses.
+        client_port = stalled.local_port()
+        for price in range(2000, 2000 + MAX_PRICE_CHANGES):
+            if unsent_bytes(server, client_port) > 0:
+                break
+            await read_side.wait_until_projected(
+                await change_price(api, admin_token, product_id, price)
+            )
+        assert unsent_bytes(server, client_port) > 0, "the stalled client's sends never backed up"
+
+        # It even stops one operation (legacy graphql-ws then owes it a `complete` it
+        # cannot send), and still reads nothing.
+        kind = "stop" if protocol == LEGACY_WS else "complete"
+        await stalled.send({"type": kind, "id": "heavy-1"})
+        await listening(app, 1)
+
+        assert await server_stops(server, serve), f"stopped within {STOP_BUDGET_S} s"
+        assert listeners(app) == 0
+    finally:
+        if stalled is not None:
+            stalled.close()  # lets a server that hung on it finish
+        await stop(server, serve)
+
+
+async def change_price(api: Api, admin_token: str, product_id: str, price: int) -> int:
+    """The event-log position of the change."""
+    data = await api.client.data(
+        CHANGE_PRICE, {"input": {"productId": product_id, "priceCents": price}}, admin_token
+    )
+    result = data["changeProductPrice"]
+    assert result["__typename"] == "ProductSuccess", result
+    return token_position(result["consistencyToken"])
