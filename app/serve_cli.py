@@ -48,6 +48,8 @@ def serve(app: Any, settings: Settings) -> None:
     """Serve an ASGI app the way `shop serve` does: uvloop, httptools, no access log."""
     import uvicorn
 
+    from app.server import ShopServer
+
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -60,4 +62,4 @@ def serve(app: Any, settings: Settings) -> None:
         # Websocket frames obey the HTTP body limit (uvicorn's default is 16 MiB).
         ws_max_size=settings.max_body_bytes,
     )
-    uvicorn.Server(config).run()
+    ShopServer(config).run()

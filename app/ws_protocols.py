@@ -4,12 +4,21 @@ Each reads frames through FrameReader (size limit, text, JSON), checks every mes
 before strawberry sees it (app.ws_messages), closes the socket with 4403 when the bearer
 token it was opened with expires (decision 0026), and refuses an operation over the
 per-connection cap with a coded error for that operation only.
+
+An operation ends when its task does, and strawberry ends it with one `Task.cancel()`.
+One cancel can be lost: a subscription stopped during its first MongoDB read was seen
+"cancelling" yet waiting for notifications. (On Python 3.11 `asyncio.wait_for`, which
+pymongo awaits inside, returns the result of an awaitable that finished as the cancel came
+and drops the cancel; the worker's supervisor met the same, tests/unit/test_supervisor_stop.)
+Such a subscription ran on for ever: it kept its hub listener, no longer counted against
+the cap, and hung the socket's shutdown, which awaited it, and so the server's. So a stopped
+operation is cancelled again and again until its task has ended, and counts until then.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from contextlib import suppress
 from typing import Any, cast
 
@@ -49,6 +58,26 @@ TRANSPORT_BAD_REQUEST = 4400  # graphql-transport-ws: any malformed message
 FORBIDDEN = 4403  # graphql-transport-ws' code for a refused identity; used in both
 UNSUPPORTED_DATA = 1003  # RFC 6455: a binary frame where only text is understood
 MESSAGE_TOO_BIG = 1009  # RFC 6455
+RECANCEL_EVERY_S = 0.1
+
+
+def cancel_until_done(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` now and again every RECANCEL_EVERY_S until it has ended."""
+    if not task.done():
+        task.cancel()
+        asyncio.get_running_loop().call_later(RECANCEL_EVERY_S, cancel_until_done, task)
+
+
+async def ended(tasks: Collection[asyncio.Task[Any]]) -> None:
+    """Cancel every task (again, if a cancel was lost) and return once all have ended."""
+    pending = {task for task in tasks if not task.done()}
+    for task in pending:
+        cancel_until_done(task)
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: strawberry logged it, or it is a lost send
 
 
 class IdentityExpiry:
@@ -83,6 +112,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.expiry = IdentityExpiry()
+        # Completed operations whose tasks have not ended yet.
+        self.stopping: set[asyncio.Task[None]] = set()
 
     async def handle(self) -> None:
         self.on_request_accepted()
@@ -104,6 +135,21 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.expiry.disarm()
             await self.shutdown()
 
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await ended(self.stopping)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        # Strawberry pops the operation and cancels its task once, without awaiting it (it
+        # must not block this loop); the task is cancelled until it has really ended.
+        operation = self.operations.get(operation_id)
+        await super().cleanup_operation(operation_id)
+        if operation is not None and operation.task is not None and not operation.task.done():
+            task = operation.task
+            self.stopping.add(task)
+            task.add_done_callback(self.stopping.discard)
+            cancel_until_done(task)
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         # The protocol allows a null payload; strawberry would close on it.
         if message.get("payload") is None:
@@ -114,6 +160,8 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         cap = self.max_subscriptions_per_connection
+        if cap is not None and len(self.operations) + len(self.stopping) >= cap:
+            await ended(self.stopping)  # operations the client completed free their places
         if (
             cap is not None
             and self.connection_acknowledged
@@ -129,12 +177,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def _identity_expired(self) -> None:
         # Operations first, so none of them sends on a socket that is closing.
-        tasks = [op.task for op in self.operations.values() if op.task]
         for op_id in list(self.operations):
             await self.cleanup_operation(op_id)
-        for task in tasks:
-            with suppress(Exception, asyncio.CancelledError):
-                await task
+        await ended(self.stopping)
         await cast("FrameReader", self.websocket).close(FORBIDDEN, str(token_expired()))
 
 
@@ -206,6 +251,17 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self._send(legacy_error(message["id"], error, TOO_MANY_SUBSCRIPTIONS))
             return
         await super().handle_start(message)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        # Strawberry's, but its single cancel then await hung this loop on a task that lost
+        # the cancel.
+        result_source = self.subscriptions.pop(operation_id, None)
+        if result_source is not None:
+            with suppress(RuntimeError):  # "already running": the cancel ends it
+                await result_source.aclose()
+        task = self.tasks.pop(operation_id, None)
+        if task is not None:
+            await ended([task])
 
     async def _identity_expired(self) -> None:
         await self.cleanup()  # each operation ends with `complete`, as the protocol has it

@@ -76,10 +76,17 @@ class ProjectionHub:
         self._lock = asyncio.Lock()
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._listeners_changed = asyncio.Event()
 
     @property
     def listener_count(self) -> int:
         return len(self._listeners)
+
+    async def until_listener_count(self, count: int) -> None:
+        """Return once exactly `count` listeners are registered (the subscriptions and
+        waiters alive in this process): what tests and probes wait on, without polling."""
+        while len(self._listeners) != count:
+            await self._listeners_changed.wait()
 
     @asynccontextmanager
     async def listen(
@@ -98,6 +105,7 @@ class ProjectionHub:
             listener.drop("the server is shutting down")
         async with self._lock:
             self._listeners.clear()
+            self._changed()
             await self._unsubscribe()
 
     async def _add(self, listener: Listener) -> None:
@@ -112,12 +120,18 @@ class ProjectionHub:
                 self._pubsub = pubsub
                 self._reader = asyncio.create_task(self._read(pubsub), name="projection-hub")
             self._listeners.add(listener)
+            self._changed()
 
     async def _remove(self, listener: Listener) -> None:
         async with self._lock:
             self._listeners.discard(listener)
+            self._changed()
             if not self._listeners:
                 await self._unsubscribe()
+
+    def _changed(self) -> None:
+        self._listeners_changed.set()
+        self._listeners_changed = asyncio.Event()
 
     async def _unsubscribe(self) -> None:
         reader, pubsub = self._reader, self._pubsub

@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from app.server import ShopServer
 from app.settings import Settings
 from schema.consistency import ConsistencyTokens
 from workers.log_reader import read_events
@@ -49,8 +50,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-class ReadyServer(uvicorn.Server):
-    """uvicorn that signals an event once it accepts connections."""
+class ReadyServer(ShopServer):
+    """The API's uvicorn server (app.server), signalling an event once it accepts connections."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -297,12 +298,11 @@ async def apply_writes(
             await db[collections[logical]].bulk_write(ops, ordered=True, session=session)
 
 
-@asynccontextmanager
-async def serving(
+async def start_server(
     app: Starlette, port: int, startup_budget_s: float = 30, ws_max_size: int | None = None
-) -> AsyncIterator[GraphQLClient]:
-    """`app` served by uvicorn on 127.0.0.1:`port` in this event loop (as the `api` fixture
-    serves the main one), and a GraphQL client for it; the server stops on exit.
+) -> tuple[ReadyServer, asyncio.Task[None]]:
+    """`app` served by uvicorn on 127.0.0.1:`port` in this event loop, once it accepts
+    connections: the server and the task that runs it (stop it with `should_exit`).
 
     uvicorn refuses websocket frames over `ws_max_size` bytes: by default the app's own
     body limit, as `shop serve` configures it."""
@@ -321,13 +321,25 @@ async def serving(
     await asyncio.wait(
         {serve, ready}, timeout=startup_budget_s, return_when=asyncio.FIRST_COMPLETED
     )
+    ready.cancel()
+    if not server.started:
+        server.should_exit = True
+        await serve
+        raise RuntimeError(f"the API server on port {port} did not start (see the log above)")
+    return server, serve
+
+
+@asynccontextmanager
+async def serving(
+    app: Starlette, port: int, startup_budget_s: float = 30, ws_max_size: int | None = None
+) -> AsyncIterator[GraphQLClient]:
+    """`app` served by uvicorn on 127.0.0.1:`port` in this event loop (as the `api` fixture
+    serves the main one), and a GraphQL client for it; the server stops on exit."""
+    server, serve = await start_server(app, port, startup_budget_s, ws_max_size)
     try:
-        if not server.started:
-            raise RuntimeError(f"the API server on port {port} did not start (see the log above)")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             yield GraphQLClient(http)
     finally:
-        ready.cancel()
         server.should_exit = True
         await serve
 
@@ -593,20 +605,26 @@ def _client_frame(data: str | bytes, opcode: int = 0x1) -> bytes:
 
 
 class StalledWebSocket:
-    """A graphql-transport-ws client on a raw socket that, once subscribed, reads nothing
-    until told to (`finish`).
+    """A graphql-transport-ws (or legacy graphql-ws) client on a raw socket that, once
+    subscribed, reads nothing until told to (`finish`).
 
     Its receive buffer is made small before connecting, so what the server sends it backs
     up in the server's buffers instead of in this process.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, protocol: str = TRANSPORT_WS) -> None:
         self.sock = sock
+        self.protocol = protocol
         self._buffer = bytearray()
 
     @classmethod
     async def open(
-        cls, base_url: str, payload: dict[str, Any], rcvbuf: int = 4096, budget_s: float = 15
+        cls,
+        base_url: str,
+        payload: dict[str, Any],
+        rcvbuf: int = 4096,
+        budget_s: float = 15,
+        protocol: str = TRANSPORT_WS,
     ) -> StalledWebSocket:
         """Connect, upgrade and initialise (reading the 101 and the connection_ack)."""
         loop = asyncio.get_running_loop()
@@ -621,10 +639,10 @@ class StalledWebSocket:
                 request = (
                     f"GET /graphql HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                    f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {TRANSPORT_WS}\r\n\r\n"
+                    f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
                 )
                 await loop.sock_sendall(sock, request.encode())
-                stalled = cls(sock)
+                stalled = cls(sock, protocol)
                 while b"\r\n\r\n" not in stalled._buffer:
                     await stalled._receive()
                 head, _, rest = bytes(stalled._buffer).partition(b"\r\n\r\n")
@@ -644,7 +662,8 @@ class StalledWebSocket:
 
     async def subscribe(self, op_id: str, query: str, variables: dict[str, Any]) -> None:
         payload = {"query": query, "variables": variables}
-        await self.send({"type": "subscribe", "id": op_id, "payload": payload})
+        kind = "start" if self.protocol == LEGACY_WS else "subscribe"
+        await self.send({"type": kind, "id": op_id, "payload": payload})
 
     def unread_bytes(self) -> int:
         """Bytes the kernel holds for this socket that nobody read (FIONREAD)."""
@@ -669,7 +688,7 @@ class StalledWebSocket:
                 op_id = message.get("id")
                 if op_id not in seen:
                     continue
-                if message["type"] == "next":
+                if message["type"] in ("next", "data"):
                     seen[op_id].append(message["payload"].get("errors") or [])
                 elif message["type"] == "error":
                     seen[op_id].append(message["payload"])
