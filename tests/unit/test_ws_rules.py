@@ -127,6 +127,22 @@ class Clock:
         return self.now
 
 
+def websocket_context(tokens: TokenService, connection_params: dict[str, Any]) -> Context:
+    """A websocket's context with only what identity needs: the token service and the
+    connection_init payload."""
+    return Context(
+        request=cast("Any", None),
+        response=None,
+        bus=cast("Any", None),
+        tokens=tokens,
+        consistency=cast("Any", None),
+        queries=cast("Any", None),
+        throttles=cast("Any", None),
+        correlation_id="unit",
+        connection_params=connection_params,
+    )
+
+
 def test_a_context_stops_naming_its_caller_when_the_token_expires() -> None:
     """A websocket's context lives as long as the socket: between the token's expiry and
     the socket's close, an operation must not run as the old identity."""
@@ -136,17 +152,7 @@ def test_a_context_stops_naming_its_caller_when_the_token_expires() -> None:
     object.__setattr__(tokens, "clock", clock)
     customer_id = uuid.uuid4()
     token = tokens.issue(customer_id, Role.CUSTOMER.value)
-    context = Context(
-        request=cast("Any", None),
-        response=None,
-        bus=cast("Any", None),
-        tokens=tokens,
-        consistency=cast("Any", None),
-        queries=cast("Any", None),
-        throttles=cast("Any", None),
-        correlation_id="unit",
-        connection_params={"authorization": f"Bearer {token}"},
-    )
+    context = websocket_context(tokens, {"authorization": f"Bearer {token}"})
 
     actor = context.actor()
     assert actor is not None
@@ -164,16 +170,6 @@ def test_a_context_stops_naming_its_caller_when_the_token_expires() -> None:
 
 def test_an_anonymous_context_has_no_expiry() -> None:
     tokens = TokenService("unit-test-secret-of-at-least-32-characters", "HS256", 60, "shop-api")
-    context = Context(
-        request=cast("Any", None),
-        response=None,
-        bus=cast("Any", None),
-        tokens=tokens,
-        consistency=cast("Any", None),
-        queries=cast("Any", None),
-        throttles=cast("Any", None),
-        correlation_id="unit",
-        connection_params={},
-    )
+    context = websocket_context(tokens, {})
     assert context.actor() is None
     assert context.identity_expires_at() is None
