@@ -13,6 +13,8 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -43,6 +45,42 @@ from writes.unit_of_work import CommandMetadata
 
 RUN_ID = uuid.uuid4().hex[:10]
 PASSWORD = "correct-horse-battery"
+TESTS_DIR = Path(__file__).parent
+# How long a test's own tasks get to end after its fixtures were torn down (a reader of a
+# killed worker's stderr sees the end of its pipe a little later).
+TASK_GRACE_S = 10.0
+
+
+def _started_by_tests(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and Path(code.co_filename).is_relative_to(TESTS_DIR)
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def tasks_end_with_their_test() -> AsyncIterator[None]:
+    """Fail a test that leaves a task of its own running, and cancel that task.
+
+    Every test shares the session's event loop and the run's event log: a load generator
+    left running by a failed test would go on writing orders into every later test's
+    stores, and turn one failure into a dozen. Only coroutines defined under tests/ are
+    judged; the app's own long-lived tasks (the served API, its subscription hub) are not.
+    """
+    before = asyncio.all_tasks()
+    yield
+    mine = [
+        task
+        for task in asyncio.all_tasks() - before
+        if not task.done() and task is not asyncio.current_task() and _started_by_tests(task)
+    ]
+    if not mine:
+        return
+    _, running = await asyncio.wait(mine, timeout=TASK_GRACE_S)
+    for task in running:
+        task.cancel()
+    await asyncio.wait(running, timeout=TASK_GRACE_S)
+    if running:
+        names = sorted(task.get_coro().__qualname__ for task in running)  # type: ignore[union-attr]
+        pytest.fail(f"the test left tasks running (now cancelled): {names}")
 
 
 def _libpq(url: str) -> str:

@@ -94,6 +94,7 @@ async def wait_for_progress(
     worker: asyncio.subprocess.Process,
     before: dict[str, int],
     budget_s: float = 30,
+    what: str = "",
 ) -> None:
     """Wait for batch notifications until `worker` owns every projection and moved each
     past its `before` position: the dead worker's leases passed on, all of them."""
@@ -112,7 +113,10 @@ async def wait_for_progress(
                 return
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{ours} made no progress past {before} in {budget_s} s")
+                states = {doc["_id"]: doc async for doc in pipeline.db[STATE].find()}
+                raise AssertionError(
+                    f"{what}: {ours} made no progress past {before} in {budget_s} s: {states}"
+                )
             await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 1.0))
 
 
@@ -190,26 +194,33 @@ async def test_kill_9_at_random_moments_never_double_counts(
         stop = asyncio.Event()
         stream = asyncio.create_task(stream_orders(shop, catalog, rng.randrange(1 << 32), stop))
         behind_at_kill = 0
-        for _ in range(KILLS):
-            before = await pipeline.positions()
-            worker = await pipeline.start_worker(extra_env=WORKER_ENV)
-            # The dead worker's leases passed on: the new one owns and advances every projection.
-            await wait_for_progress(pipeline, worker, before)
-            await asyncio.sleep(rng.uniform(0, KILL_WITHIN_S))  # picks the moment to kill
-            behind_at_kill += min((await pipeline.positions()).values()) < await log_head(engine)
-            await pipeline.kill(worker)  # SIGKILL
-            assert worker.returncode == -signal.SIGKILL
+        try:
+            for kill in range(KILLS):
+                before = await pipeline.positions()
+                worker = await pipeline.start_worker(extra_env=WORKER_ENV)
+                # The dead worker's leases passed on: the new one owns and advances every
+                # projection.
+                await wait_for_progress(pipeline, worker, before, what=f"restart {kill + 1}")
+                await asyncio.sleep(rng.uniform(0, KILL_WITHIN_S))  # picks the moment to kill
+                behind_at_kill += min((await pipeline.positions()).values()) < await log_head(
+                    engine
+                )
+                await pipeline.kill(worker)  # SIGKILL
+                assert worker.returncode == -signal.SIGKILL
 
-            # No worker runs now: status shows the backlog, and the dead worker's lease
-            # until it expires (catching_up), then stopped; never live while behind.
-            for status in await projection_statuses(engine, pipeline.db):
-                assert status.position <= status.head_position
-                if status.position < status.head_position:
-                    assert status.lag_events > 0, status
-                    assert status.lag_ms > 0, status
-                    assert status.state in {"catching_up", "stopped"}, status
-        stop.set()
-        streamed = await stream
+                # No worker runs now: status shows the backlog, and the dead worker's lease
+                # until it expires (catching_up), then stopped; never live while behind.
+                for status in await projection_statuses(engine, pipeline.db):
+                    assert status.position <= status.head_position
+                    if status.position < status.head_position:
+                        assert status.lag_events > 0, status
+                        assert status.lag_ms > 0, status
+                        assert status.state in {"catching_up", "stopped"}, status
+        finally:
+            # However the loop ended: the stream writes into the run's shared event log,
+            # so it must not outlive this test.
+            stop.set()
+            streamed = await stream
         head = await log_head(engine)
 
         assert streamed > 50
