@@ -5,6 +5,7 @@
 #   make test-clients Apollo Client, urql, graphql-ws, graphql-sse and the graphql-http audit
 #                     against a live API (Node and npm; installs tests/clients' packages)
 #   make test-browser GraphiQL in headless Chromium (installs Debian's chromium if missing)
+#   make graphiql-assets  regenerate GraphiQL's vendored files from their npm packages
 #   make bench  the benchmarks side by side with their baselines; rewrites docs/benchmarks.md
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ CODE := app schema writes reads workers tests bench
 # (pyproject.toml) that a production install (the wheel) leaves out.
 EXTRAS := --extra embedded
 
-.PHONY: dev test install lint typecheck bench bench-smoke test-alerts test-clients test-browser
+.PHONY: dev test install lint typecheck bench bench-smoke test-alerts test-clients test-browser graphiql-assets
 
 install: $(VENV)/.synced
 
@@ -55,6 +56,10 @@ test-clients: install
 test-browser: install
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 	$(VENV)/bin/pytest -m browser tests/browser
+
+# GraphiQL's scripts and styles come from their npm packages (app/graphiql/vendor.py pins them).
+graphiql-assets: install
+	$(VENV)/bin/python -m app.graphiql.vendor
 
 # Tiny sizes and two short rounds of every row: keeps the harness from rotting; asserts no targets.
 bench-smoke: install

@@ -15,6 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from app.bootstrap import build_clients
+from app.graphiql import graphiql_routes
 from app.graphql_view import Services, ShopGraphQL
 from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
@@ -155,6 +156,7 @@ def create_app(settings: Settings) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             *health_routes(),
             metrics_route(metrics),
+            *(graphiql_routes() if settings.graphiql_enabled else []),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -18,6 +18,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.types.unset import UnsetType
 
+from app.graphiql import page_response
 from app.ws_frames import FrameReader
 from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
@@ -124,6 +125,10 @@ class ShopGraphQL(GraphQL[Context, None]):
         except ApiError as exc:
             raise ConnectionRejectionError({"message": str(exc), "code": exc.code}) from None
         return None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page, every asset served from here (app.graphiql), not a CDN's."""
+        return page_response()
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: websocket messages must travel in text frames for browser clients.

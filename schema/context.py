@@ -72,15 +72,21 @@ class Context:
     def _authorization(self) -> str | None:
         if self.authorization is not None:
             return self.authorization
-        value = (self.connection_params or {}).get("authorization")
-        return value if isinstance(value, str) else None
+        return self._connection_param("authorization")
 
     def sent_consistency_token(self) -> str | None:
         """The consistency token from the HTTP header or the websocket's connection_init."""
         if self.consistency_token is not None:
             return self.consistency_token
-        value = (self.connection_params or {}).get("consistencyToken")
-        return value if isinstance(value, str) else None
+        return self._connection_param("consistencytoken", "x-consistency-token")
+
+    def _connection_param(self, *names: str) -> str | None:
+        """A connection_init parameter by any of `names`, in any letter case: clients (and
+        GraphiQL, which sends its headers pane) pass HTTP header names as they are written."""
+        for key, value in (self.connection_params or {}).items():
+            if isinstance(key, str) and key.lower() in names and isinstance(value, str):
+                return value
+        return None
 
 
 Info = strawberry.Info[Context, None]
