@@ -11,7 +11,6 @@ from datetime import timedelta
 from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from app.bootstrap import build_clients
@@ -20,6 +19,7 @@ from app.graphql_view import Services, ShopGraphQL
 from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
 from app.metrics import ApiMetrics, metrics_route
+from app.origins import BrowserOrigins
 from app.settings import Settings
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
@@ -74,6 +74,7 @@ def create_app(settings: Settings) -> Starlette:
     if not (settings.database_url and settings.redis_url and settings.mongodb_url):
         raise ValueError("create_app needs DATABASE_URL, MONGODB_URL and REDIS_URL resolved")
     limits, budgets = query_limits(settings)
+    origins = BrowserOrigins.from_settings(settings)
     metrics = ApiMetrics(settings.metrics_max_operation_names)
     schema = build_schema(
         limits=limits,
@@ -85,7 +86,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql = ShopGraphQL(
         schema,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
-        allowed_origins=settings.ws_allowed_origins,
+        origins=origins,
         connection_init_wait_timeout=timedelta(seconds=10),
         max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
         max_frame_bytes=settings.max_body_bytes,
@@ -139,17 +140,10 @@ def create_app(settings: Settings) -> Starlette:
             await hub.close()
             await clients.close()
 
-    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
-    if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "x-consistency-token"],
-                expose_headers=["x-request-id"],
-            )
-        )
+    middleware = [
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
+        origins.cors_middleware(settings),
+    ]
     app = Starlette(
         routes=[
             Route("/graphql", graphql),

@@ -19,6 +19,7 @@ from strawberry.schema import BaseSchema
 from strawberry.types.unset import UnsetType
 
 from app.graphiql import page_response
+from app.origins import BrowserOrigins
 from app.ws_frames import FrameReader
 from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
@@ -65,9 +66,11 @@ class ShopGraphQL(GraphQL[Context, None]):
         *,
         max_frame_bytes: int,
         max_connections_per_address: int,
+        origins: BrowserOrigins,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
+        self.origins = origins
         self.max_frame_bytes = max_frame_bytes
         self.connections = ConnectionsPerAddress(max_connections_per_address)
 
@@ -125,6 +128,10 @@ class ShopGraphQL(GraphQL[Context, None]):
         except ApiError as exc:
             raise ConnectionRejectionError({"message": str(exc), "code": exc.code}) from None
         return None
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        """A cross-origin handshake: the origins CORS allows (app.origins), no others."""
+        return self.origins.allows(origin)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page, every asset served from here (app.graphiql), not a CDN's."""

@@ -57,8 +57,28 @@ class Settings(BaseSettings):
 
     graphiql: bool | None = None
     introspection: bool | None = None
+    # Browser origins allowed to call the API, over HTTP (CORS) and websockets alike
+    # (app/origins.py); loopback origins on any port are allowed too, by default in
+    # development only. WS_ALLOWED_ORIGINS adds origins (it once covered websockets alone).
     cors_origins: list[str] = Field(default_factory=list)
     ws_allowed_origins: list[str] = Field(default_factory=list)
+    cors_allow_loopback: bool | None = None
+    # Request headers a cross-origin page may send: the API's own, and Apollo Client's.
+    cors_allow_headers: list[str] = Field(
+        default_factory=lambda: [
+            "accept",
+            "authorization",
+            "content-type",
+            "x-consistency-token",
+            "x-request-id",
+            "apollographql-client-name",
+            "apollographql-client-version",
+            "apollo-require-preflight",
+            "x-apollo-operation-name",
+        ]
+    )
+    # How long a browser may cache a preflight's answer.
+    cors_max_age_s: int = 600
 
     max_query_depth: int = 10
     max_query_tokens: int = 2000
@@ -170,6 +190,10 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return self.is_development if self.graphiql is None else self.graphiql
+
+    @property
+    def cors_loopback_allowed(self) -> bool:
+        return self.is_development if self.cors_allow_loopback is None else self.cors_allow_loopback
 
     @property
     def introspection_enabled(self) -> bool:
