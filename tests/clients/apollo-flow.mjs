@@ -1,0 +1,80 @@
+// Apollo Client 3 runs the shop flow against SHOP_URL (node apollo-flow.mjs).
+import assert from "node:assert/strict";
+import { gql } from "@apollo/client/core/index.js";
+import WebSocket from "ws";
+import {
+  CANCEL_ORDER, MY_ORDERS, MY_ORDERS_UPDATED, ORDER, PLACE_ORDER, SIGN_UP,
+  adminProduct, env, unique, within,
+} from "./flow.mjs";
+import { shopApolloClient } from "./shop-apollo.mjs";
+
+const url = env("SHOP_URL");
+let token = null;
+const client = shopApolloClient({ url, getToken: () => token, webSocketImpl: WebSocket });
+
+try {
+  const product = await adminProduct(url, env("ADMIN_TOKEN"));
+  const email = `${unique("apollo")}@example.com`;
+  const signedUp = await client.mutate({
+    mutation: gql(SIGN_UP),
+    variables: { input: { email, name: "Apollo Ada", password: "correct-horse-battery" } },
+  });
+  assert.equal(signedUp.data.signUp.__typename, "AuthSuccess");
+  token = signedUp.data.signUp.token;
+
+  // Five orders; each read straight after its write sees it (the consistency link).
+  const placed = [];
+  let lastWrite = null;
+  for (let n = 0; n < 5; n++) {
+    const result = await client.mutate({
+      mutation: gql(PLACE_ORDER),
+      variables: { input: { lines: [{ productId: product.id, quantity: 1 }] } },
+    });
+    assert.equal(result.data.placeOrder.__typename, "OrderSuccess", JSON.stringify(result.data));
+    const order = result.data.placeOrder.order;
+    placed.push(order.id);
+    lastWrite = result.data.placeOrder.consistencyToken;
+    const read = await client.query({
+      query: gql(ORDER), variables: { id: order.id }, fetchPolicy: "network-only",
+    });
+    assert.deepEqual(read.data.order, { __typename: "Order", id: order.id, status: "PLACED", totalCents: 1200 });
+  }
+
+  // relayStylePagination: pages of two, merged by the cache into one list.
+  const first = await client.query({ query: gql(MY_ORDERS), variables: { first: 2 }, fetchPolicy: "network-only" });
+  let pageInfo = first.data.myOrders.pageInfo;
+  while (pageInfo.hasNextPage) {
+    const more = await client.query({
+      query: gql(MY_ORDERS), variables: { first: 2, after: pageInfo.endCursor }, fetchPolicy: "network-only",
+    });
+    pageInfo = more.data.myOrders.pageInfo;
+  }
+  const merged = client.readQuery({ query: gql(MY_ORDERS), variables: { first: 2 } });
+  const ids = merged.myOrders.edges.map((edge) => edge.node.id);
+  assert.deepEqual([...ids].sort(), [...placed].sort(), "every order once, across the pages");
+
+  // A subscription event after a mutation: the cancellation reaches the websocket (live,
+  // or replayed from afterToken if it subscribed late), and the cache's Order is updated.
+  const events = client.subscribe({ query: gql(MY_ORDERS_UPDATED), variables: { after: lastWrite } });
+  const cancelled = new Promise((resolve, reject) => {
+    const subscription = events.subscribe({
+      next: ({ data }) => {
+        if (data.myOrdersUpdated.id === placed[0] && data.myOrdersUpdated.status === "CANCELLED") {
+          subscription.unsubscribe();
+          resolve(data.myOrdersUpdated);
+        }
+      },
+      error: reject,
+    });
+  });
+  const cancel = await client.mutate({ mutation: gql(CANCEL_ORDER), variables: { input: { orderId: placed[0] } } });
+  assert.equal(cancel.data.cancelOrder.__typename, "OrderSuccess");
+  await within(30_000, "the cancellation over the websocket", cancelled);
+  const cached = client.cache.readFragment({ id: `Order:${placed[0]}`, fragment: gql`fragment S on Order { status }` });
+  assert.equal(cached.status, "CANCELLED", "the cache normalised the pushed order by its id");
+  console.log(`apollo: ${placed.length} orders, ${ids.length} paged, cancellation pushed`);
+} finally {
+  client.stop();
+  await client.clearStore().catch(() => {});
+}
+process.exit(0);
