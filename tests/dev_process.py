@@ -24,7 +24,7 @@ from app.bootstrap import build_mongo
 from app.embedded import _state
 from app.settings import Settings
 from tests.pipeline import Pipeline, WorkerLog
-from tests.support import free_port
+from tests.support import free_port, run_command
 
 STARTUP_BUDGET_S = 120
 STOP_BUDGET_S = 60
@@ -122,15 +122,4 @@ async def run_shop(
     env: Mapping[str, str], *args: str, budget_s: float = 120
 ) -> tuple[int, str, str]:
     """`shop ARGS...` with env as given: (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", *args,
-        env=dict(env), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), budget_s)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command(sys.executable, "-m", "app.cli", *args, env=env, budget_s=budget_s)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.bootstrap import build_bus, build_mongo, load_settings
 from app.settings import Settings
-from tests.support import unique
+from tests.support import run_command, unique
 from workers.notifications import projections_channel
 from workers.projectors import PROJECTORS
 from workers.state import STATE
@@ -228,18 +228,9 @@ async def start_logged_worker(pipeline: Pipeline, startup_budget_s: float = 30) 
 
 async def shop(pipeline: Pipeline, *args: str, budget_s: float = 60) -> tuple[int, str, str]:
     """Run `shop ARGS...` against the pipeline's stores: (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "app.cli", *args,
-        env=pipeline.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), budget_s)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_command(
+        sys.executable, "-m", "app.cli", *args, env=pipeline.env(), budget_s=budget_s
+    )
 
 
 class Writer:

@@ -15,9 +15,10 @@ import termios
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,6 +39,25 @@ from schema.consistency import ConsistencyTokens
 from workers.log_reader import read_events
 from workers.projection import MongoWrite, StoredEvent, Write
 from writes.models import EventRecord
+
+
+async def run_command(
+    *argv: str, env: Mapping[str, str], budget_s: float, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """Run a command to its end: (exit code, stdout, stderr). Past `budget_s` it is killed
+    and TimeoutError raised."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, env=dict(env), cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), budget_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def free_port() -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from pathlib import Path
+
+from tests.support import run_command
 
 HERE = Path(__file__).parent
 BUDGET_S = 180
@@ -16,16 +17,8 @@ async def run_node(script: str, env: dict[str, str], budget_s: float = BUDGET_S)
     node = shutil.which("node")
     assert node is not None, "node is not on PATH"
     assert (HERE / "node_modules").is_dir(), "run `make test-clients` (it installs the packages)"
-    process = await asyncio.create_subprocess_exec(
-        node, script, cwd=HERE, env=os.environ | env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), budget_s)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise AssertionError(f"{script} ran past {budget_s} s") from None
-    text = out.decode(errors="replace")
-    assert process.returncode == 0, f"{script} exited {process.returncode}:\n{text}\n{err.decode()}"
-    return text
+    code, out, err = await run_command(
+        node, script, env=os.environ | env, budget_s=budget_s, cwd=HERE
+    )
+    assert code == 0, f"{script} exited {code}:\n{out}\n{err}"
+    return out
