@@ -34,7 +34,7 @@ async def test_a_loop_cancelled_right_after_a_wake_up_stops(yields: int) -> None
         load_settings().projection_lease_ttl_ms,
     )
     loop = asyncio.create_task(supervisor._loop("orders"))
-    await asyncio.sleep(0.01)  # the loop waits for a wake-up
+    await asyncio.sleep(0)  # one turn of the event loop: the task runs to its wait for a wake-up
 
     supervisor.wake()
     for _ in range(yields):
