@@ -9,6 +9,7 @@ docs/decisions/0025-argon2-parameters-and-control-characters.md.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
@@ -78,6 +79,20 @@ class Passwords:
             return False
 
     async def _run(self, work: Callable[[], T]) -> T:
-        async with self._turns:
-            self.computed += 1
-            return await asyncio.to_thread(work)
+        """`work` on a thread once a turn is free; the turn is held until the thread ends.
+
+        A caller cancelled mid-hash (a client that closed its socket) must not give its
+        turn back early: its thread still computes, and the next hash would run beside it.
+        """
+        await self._turns.acquire()
+        self.computed += 1
+        try:
+            running = asyncio.get_running_loop().run_in_executor(
+                None, partial(contextvars.copy_context().run, work)
+            )
+        except BaseException:
+            self._turns.release()
+            raise
+        running.add_done_callback(lambda _: self._turns.release())
+        # Shielded: cancelling the caller leaves `running` (and so the turn) to the thread.
+        return await asyncio.shield(running)

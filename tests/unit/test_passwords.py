@@ -79,6 +79,31 @@ async def test_no_more_hashes_run_at_once_than_the_bound(
     assert blocking.most == concurrency
 
 
+async def test_a_cancelled_hash_keeps_its_turn_until_its_thread_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that gives up mid-hash (a websocket closed during logIn) frees no turn
+    while its thread still computes: the next hash waits for that thread."""
+    blocking = _BlockingHasher(expected=1)
+    monkeypatch.setattr(passwords, "_hasher", blocking)
+    hashing = Passwords(1)
+
+    abandoned = asyncio.create_task(hashing.hash("given-up"))
+    assert await asyncio.to_thread(blocking.reached.wait, 30)
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    waiting = asyncio.create_task(hashing.hash("next"))
+    # One turn of the loop and more: had the turn been freed, the next hash would start.
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert (blocking.started, blocking.in_flight) == (1, 1)
+
+    blocking.go.set()
+    assert await waiting == "hashed"
+    assert (blocking.started, blocking.most) == (2, 1)
+
+
 def test_a_bound_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Passwords(0)
