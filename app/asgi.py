@@ -20,6 +20,7 @@ from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
 from app.metrics import ApiMetrics, metrics_route
 from app.settings import Settings
+from app.sse import EventStreams
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
 from reads.products import SearchLimits
@@ -91,6 +92,8 @@ def create_app(settings: Settings) -> Starlette:
         max_connections_per_address=settings.ws_max_connections_per_address,
     )
 
+    streams = EventStreams(graphql, keep_alive_s=settings.sse_keep_alive_seconds)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Built without connecting: a store outage must not stop the API from serving.
@@ -151,7 +154,7 @@ def create_app(settings: Settings) -> Starlette:
         )
     app = Starlette(
         routes=[
-            Route("/graphql", graphql),
+            Route("/graphql", streams),  # graphql-sse requests; the rest go on to `graphql`
             WebSocketRoute("/graphql", graphql),
             *health_routes(),
             metrics_route(metrics),
@@ -161,4 +164,6 @@ def create_app(settings: Settings) -> Starlette:
     )
     # Whatever serves the app caps websocket frames at this too (uvicorn's ws_max_size).
     app.state.max_body_bytes = settings.max_body_bytes
+    # The server ends open event streams when it shuts down (app.server.ShopServer).
+    app.state.event_streams = streams
     return app
