@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
 from app.settings import Settings
@@ -119,7 +121,7 @@ async def test_a_subscription_sent_with_get_streams_too(
 
 
 async def test_a_query_and_a_mutation_stream_one_result_then_complete(
-    api: Api, admin_token: str
+    api: Api, admin_token: str, engine: AsyncEngine
 ) -> None:
     async with sse(api.client.http, "{ apiVersion }") as stream:
         assert (await stream.data())["apiVersion"]
@@ -134,9 +136,18 @@ async def test_a_query_and_a_mutation_stream_one_result_then_complete(
         assert await ended(stream) == ["complete"]
 
     # No mutation over GET (GraphQL over HTTP): refused in the stream, nothing written.
+    variables["input"]["sku"] += "-GET"
     async with sse(api.client.http, create, variables, admin_token, method="GET") as stream:
-        assert (await stream.next())["errors"]
+        refused = await stream.next()
+        assert codes(refused["errors"]) == ["BAD_REQUEST"], refused
+        assert "mutations are not allowed" in refused["errors"][0]["message"]
         assert await ended(stream) == ["complete"]
+    async with engine.connect() as conn:
+        written = await conn.scalar(
+            text("SELECT count(*) FROM products WHERE sku = :sku"),
+            {"sku": variables["input"]["sku"]},
+        )
+    assert written == 0
 
 
 # Auth and limits: the websocket's codes ----------------------------------------------
