@@ -80,9 +80,12 @@ class Reservation:
 class EventStreams:
     """The ASGI app for HTTP on /graphql: graphql-sse requests here, the rest to `view`."""
 
-    def __init__(self, view: ShopGraphQL, keep_alive_s: float) -> None:
+    def __init__(
+        self, view: ShopGraphQL, keep_alive_s: float, reservation_wait_s: float = RESERVATION_WAIT_S
+    ) -> None:
         self.view = view
         self.keep_alive_s = keep_alive_s
+        self.reservation_wait_s = reservation_wait_s
         self._open: set[EventStream] = set()
         self._reservations: dict[str, Reservation] = {}
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -216,7 +219,7 @@ class EventStreams:
             token, request.headers.get("authorization"), address, context, stream
         )
         reservation.timer = asyncio.get_running_loop().call_later(
-            RESERVATION_WAIT_S, self._drop_unconnected, token
+            self.reservation_wait_s, self._drop_unconnected, token
         )
         self._reservations[token] = reservation
         await send_empty(send, 201, token.encode(), text=True)

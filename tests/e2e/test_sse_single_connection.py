@@ -6,19 +6,22 @@ The stream has one identity (the one that reserved it) and the websocket's caps.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import jwt
 import orjson
 
 from app.asgi import create_app
 from app.settings import Settings
+from schema.auth import TokenService
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product
-from tests.e2e.test_sse_subscriptions import WAIT_S, hub_of, settled
+from tests.e2e.test_sse_subscriptions import END_BUDGET_S, SHORT_TTL_S, WAIT_S, hub_of, settled
 from tests.e2e.test_subscriptions import (
     MY_ORDERS_UPDATED,
     PRODUCT_UPDATED,
@@ -29,6 +32,10 @@ from tests.e2e.test_subscriptions import (
 from tests.pipeline import Pipeline
 from tests.sse_client import EVENT_STREAM, TOKEN_HEADER, SseStream
 from tests.support import free_port, serving
+from writes.commands import Role
+
+# Long enough that the test sees the operation listen first, on a busy machine.
+RESERVATION_WAIT_S = 4.0
 
 
 def bearer(token: str | None) -> dict[str, str]:
@@ -167,3 +174,61 @@ async def test_a_stream_runs_at_most_the_per_connection_operation_cap(settings: 
                 "/graphql", json={"query": "{ apiVersion }"}, headers={TOKEN_HEADER: stream_token}
             )
             assert no_id.status_code == 400
+
+
+async def test_the_reserved_stream_ends_when_its_token_expires(
+    api: Api, settings: Settings, admin_token: str, customer: Customer, read_side: Pipeline
+) -> None:
+    http = api.client.http
+    short_lived = TokenService(
+        settings.jwt_secret, settings.jwt_algorithm, SHORT_TTL_S, settings.jwt_issuer
+    ).issue(uuid.UUID(customer.id), Role.CUSTOMER.value)
+    expires_at = jwt.decode(short_lived, options={"verify_signature": False})["exp"]
+    hub = hub_of(api.app)
+    before = await settled(api)
+    stream_token = await reserve(http, short_lived)
+    async with opened(http, stream_token, short_lived) as stream:
+        for op_id in ("one", "two"):
+            accepted = await operate(http, stream_token, op_id, PRODUCT_UPDATED, token=short_lived)
+            assert accepted.status_code == 202, accepted.text
+        async with asyncio.timeout(WAIT_S):
+            await hub.until_listener_count(before + 2)
+
+        budget = max(0.0, expires_at - time.time()) + END_BUDGET_S
+        events = await stream.rest(budget)
+        assert time.time() >= expires_at - 0.5
+        by_operation = {(event.event, event.data["id"]) for event in events}
+        assert by_operation == {
+            ("next", "one"),
+            ("complete", "one"),
+            ("next", "two"),
+            ("complete", "two"),
+        }
+        for event in events:
+            if event.event == "next":
+                assert codes(event.data["payload"]["errors"]) == ["UNAUTHENTICATED"]
+    async with asyncio.timeout(WAIT_S):
+        await hub.until_listener_count(before)
+
+
+async def test_a_reservation_never_opened_is_dropped_with_its_operations(
+    settings: Settings,
+) -> None:
+    own = settings.model_copy(update={"ws_max_connections_per_address": 1})
+    port = free_port()
+    app = create_app(own)
+    streams = app.state.event_streams
+    streams.reservation_wait_s = RESERVATION_WAIT_S
+    async with serving(app, port) as client:
+        http = client.http
+        stream_token = await reserve(http)
+        accepted = await operate(http, stream_token, "a", PRODUCT_UPDATED)
+        assert accepted.status_code == 202, accepted.text
+        over_cap = await http.put("/graphql")  # a reservation holds its place under the cap
+        assert over_cap.status_code == 429, over_cap.text
+        async with asyncio.timeout(WAIT_S):
+            await hub_of(app).until_listener_count(1)
+            # Dropped after reservation_wait_s: its operation stops, its place is free.
+            await hub_of(app).until_listener_count(0)
+        assert (await operate(http, stream_token, "b", "{ apiVersion }")).status_code == 404
+        assert await reserve(http)  # the cap of 1 admits a new reservation again

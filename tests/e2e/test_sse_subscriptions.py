@@ -128,15 +128,18 @@ async def test_a_query_and_a_mutation_stream_one_result_then_complete(
         assert await ended(stream) == ["complete"]
 
     create = "mutation($input: CreateProductInput!) { createProduct(input: $input) { __typename } }"
-    variables = {
-        "input": {"sku": f"SSE-{uuid.uuid4().hex[:8]}", "name": "Mug", "priceCents": 5, "stock": 1}
-    }
+
+    def product(sku: str) -> dict[str, Any]:
+        return {"input": {"sku": sku, "name": "Mug", "priceCents": 5, "stock": 1}}
+
+    sku = f"SSE-{uuid.uuid4().hex[:8]}"
+    variables = product(sku)
     async with sse(api.client.http, create, variables, admin_token) as stream:
         assert (await stream.data())["createProduct"]["__typename"] == "ProductSuccess"
         assert await ended(stream) == ["complete"]
 
     # No mutation over GET (GraphQL over HTTP): refused in the stream, nothing written.
-    variables["input"]["sku"] += "-GET"
+    variables = product(sku + "-GET")
     async with sse(api.client.http, create, variables, admin_token, method="GET") as stream:
         refused = await stream.next()
         assert codes(refused["errors"]) == ["BAD_REQUEST"], refused
