@@ -379,3 +379,14 @@ async def test_bad_sse_requests_get_json_errors(api: Api) -> None:
     no_query = await http.post("/graphql", json={"variables": {}}, headers=sse_headers())
     assert no_query.status_code == 400
     assert "query" in no_query.json()["errors"][0]["message"]
+    padding = "x" * api.settings.max_body_bytes
+    too_big = await http.post(
+        "/graphql",
+        json={"query": "{ apiVersion }", "variables": {"padding": padding}},
+        headers=sse_headers(),
+    )
+    assert too_big.status_code == 413
+    assert codes(too_big.json()["errors"]) == ["PAYLOAD_TOO_LARGE"]
+    batch = await http.post("/graphql", json=[{"query": "{ apiVersion }"}], headers=sse_headers())
+    assert batch.status_code == 400
+    assert "batch" in batch.json()["errors"][0]["message"]
