@@ -21,6 +21,7 @@ from app.limits import BodySizeLimit
 from app.metrics import ApiMetrics, metrics_route
 from app.origins import BrowserOrigins
 from app.settings import Settings
+from app.sse import EventStreams
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
 from reads.products import SearchLimits
@@ -93,6 +94,8 @@ def create_app(settings: Settings) -> Starlette:
         max_connections_per_address=settings.ws_max_connections_per_address,
     )
 
+    streams = EventStreams(graphql, keep_alive_s=settings.sse_keep_alive_seconds)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Built without connecting: a store outage must not stop the API from serving.
@@ -146,7 +149,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     app = Starlette(
         routes=[
-            Route("/graphql", graphql),
+            Route("/graphql", streams),  # graphql-sse requests; the rest go on to `graphql`
             WebSocketRoute("/graphql", graphql),
             *health_routes(),
             metrics_route(metrics),
@@ -157,4 +160,6 @@ def create_app(settings: Settings) -> Starlette:
     )
     # Whatever serves the app caps websocket frames at this too (uvicorn's ws_max_size).
     app.state.max_body_bytes = settings.max_body_bytes
+    # The server ends open event streams when it shuts down (app.server.ShopServer).
+    app.state.event_streams = streams
     return app

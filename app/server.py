@@ -28,6 +28,11 @@ class ShopServer(uvicorn.Server):
     close_grace_s = CLOSE_GRACE_S
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for every response to finish, and an event stream never does by
+        # itself: the app's streams end first (app.sse.EventStreams.end_all).
+        streams = getattr(getattr(self.config.app, "state", None), "event_streams", None)
+        if streams is not None:
+            streams.end_all()
         reaper = asyncio.create_task(self._abort_stuck_closes(), name="abort-stuck-closes")
         try:
             await super().shutdown(sockets)

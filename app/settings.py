@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # flight on one socket (subscriptions, and queries or mutations not yet answered).
     ws_max_connections_per_address: int = Field(default=16, ge=1)
     ws_max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    # Issue 9: graphql-sse streams send a comment after this many idle seconds, so proxies
+    # (nginx cuts at 60 s by default) keep them open (decision 0050).
+    sse_keep_alive_seconds: float = Field(default=15.0, gt=0)
 
     # Issue 8, part A: document limits and the cost budget (docs/decisions/0020, 0021).
     # Measured on the document as executed, fragments expanded (schema/limits/).

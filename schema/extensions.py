@@ -69,6 +69,9 @@ class ErrorCodes(SchemaExtension):
         original = error.original_error
         if isinstance(original, ApiError | Unauthenticated | Forbidden):
             return _with_code(error, original.code)
+        if isinstance(original, InvalidOperationTypeError):
+            # A streaming transport's refusal of the operation type (a mutation over GET).
+            return _with_code(error, "BAD_REQUEST")
         # Scalars refuse input with ValueError / TypeError (graphql-core wraps it, for
         # variables twice); any other exception under a parse or validation error is a bug.
         refused_input = isinstance(_root_cause(error), NoneType | ValueError | TypeError)
