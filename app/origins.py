@@ -48,7 +48,8 @@ class BrowserOrigins:
             CORSMiddleware,
             allow_origins=sorted(self.origins),
             allow_origin_regex=LOOPBACK_ORIGIN if self.loopback else None,
-            allow_methods=["GET", "POST"],
+            # PUT and DELETE: graphql-sse's single connection mode reserves and stops with them.
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=settings.cors_allow_headers,
             expose_headers=EXPOSED_HEADERS,
             max_age=settings.cors_max_age_s,

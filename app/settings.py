@@ -75,6 +75,7 @@ class Settings(BaseSettings):
             "apollographql-client-version",
             "apollo-require-preflight",
             "x-apollo-operation-name",
+            "x-graphql-event-stream-token",
         ]
     )
     # How long a browser may cache a preflight's answer.

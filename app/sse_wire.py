@@ -47,8 +47,37 @@ class OperationParams:
     extensions: dict[str, Any] | None
 
 
+# What a client may take a JSON answer as (GraphQL over HTTP), wildcards included.
+_JSON_TYPES = frozenset(
+    {"application/graphql-response+json", "application/json", "application/*", "*/*"}
+)
+
+
 def wants_event_stream(accept: str) -> bool:
-    return any(part.split(";", 1)[0].strip().lower() == EVENT_STREAM for part in accept.split(","))
+    """Whether the client prefers an event stream to JSON, by the Accept header's q values
+    and, at equal q, its order. urql (and others) list text/event-stream after the JSON
+    types for incremental delivery: a plain request, which must get JSON."""
+    stream: tuple[float, int] | None = None
+    json: tuple[float, int] | None = None
+    for index, part in enumerate(accept.split(",")):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        rank = (_quality(params), -index)
+        if media.lower() == EVENT_STREAM:
+            stream = max(stream or rank, rank)
+        elif media.lower() in _JSON_TYPES:
+            json = max(json or rank, rank)
+    return stream is not None and stream[0] > 0 and (json is None or stream > json)
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                return 0.0
+    return 1.0
 
 
 def next_event(result: dict[str, Any], op_id: str | None = None) -> bytes:

@@ -27,3 +27,11 @@ async def test_apollo_client_runs_the_shop_flow(
 async def test_urql_runs_the_shop_flow(api: Api, admin_token: str, read_side: Pipeline) -> None:
     out = await run_node("urql-flow.mjs", flow_env(api, admin_token))
     assert "cancellation pushed" in out, out
+
+
+async def test_graphql_sse_runs_a_query_and_a_subscription_in_both_modes(
+    api: Api, admin_token: str, read_side: Pipeline
+) -> None:
+    out = await run_node("sse-flow.mjs", flow_env(api, admin_token))
+    assert "(singleConnection: false): query and cancellation pushed" in out, out
+    assert "(singleConnection: true): query and cancellation pushed" in out, out

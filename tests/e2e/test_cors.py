@@ -61,6 +61,19 @@ async def test_development_allows_a_loopback_dev_server_with_apollos_headers(
     assert {h.strip() for h in APOLLO_HEADERS.split(",")} <= allowed
     assert int(answer.headers["access-control-max-age"]) > 0
 
+    # graphql-sse's single connection mode: a PUT reserves the stream, DELETE stops one.
+    for method in ("PUT", "DELETE"):
+        reserve = await api.client.http.options(
+            "/graphql",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": "authorization, x-graphql-event-stream-token",
+            },
+        )
+        assert reserve.status_code == 200, (method, reserve.text)
+        assert method in reserve.headers["access-control-allow-methods"]
+
     response = await cross_origin_query(api.client.http, origin)
     assert response.json()["data"] == {"__typename": "Query"}
     assert response.headers["access-control-allow-origin"] == origin
