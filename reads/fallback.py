@@ -476,7 +476,9 @@ async def list_products(
     return await _product_page(session, window, _catalog_filter(search, in_stock), request)
 
 
-async def count_products(session: AsyncSession, *, search: str | None, in_stock: bool | None) -> int:
+async def count_products(
+    session: AsyncSession, *, search: str | None, in_stock: bool | None
+) -> int:
     """reads.products.count_products from the write store (with its search's caveat)."""
     count = await session.scalar(
         select(func.count()).select_from(Product).where(*_catalog_filter(search, in_stock))

@@ -149,9 +149,7 @@ def page_request(
     both (or neither) of `first` and `last`; BadCursor for a cursor this listing did not issue.
     """
     if first is not None and last is not None:
-        raise PageSizeError(
-            "pass first (to page forward) or last (to page backward), not both"
-        )
+        raise PageSizeError("pass first (to page forward) or last (to page backward), not both")
     if first is None and last is None:
         raise PageSizeError("pass first (to page forward) or last (to page backward)")
     size = last if first is None else first
@@ -239,9 +237,7 @@ async def keyset_page(
     return page_of(found, ordering, request.size, backward=request.backward, beyond=beyond)
 
 
-def windowed(
-    where: Mapping[str, Any], ordering: Ordering, request: PageRequest
-) -> dict[str, Any]:
+def windowed(where: Mapping[str, Any], ordering: Ordering, request: PageRequest) -> dict[str, Any]:
     """`where`, narrowed to the documents strictly between the request's cursors."""
     bounds: list[dict[str, Any]] = []
     if request.after is not None:
