@@ -11,13 +11,13 @@ import strawberry
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.enums import OrderStatus
-from schema.global_ids import order_line_id
 from schema.errors import (
     InsufficientStockError,
     InvalidTransitionError,
     NotFoundError,
     ValidationError,
 )
+from schema.global_ids import order_line_id
 from schema.node import Node
 from schema.scalars import Cents
 from writes.commands import CancelOrder, OrderLineRequest, PlaceOrder, ShipOrder
