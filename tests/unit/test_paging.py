@@ -15,6 +15,7 @@ from reads.paging import (
     MAX_PAGE,
     BadCursor,
     Ordering,
+    Page,
     PageRequest,
     PageSizeError,
     SortField,
@@ -330,5 +331,5 @@ def test_a_backward_page_is_fetched_in_reverse_and_handed_back_in_order() -> Non
     assert (first_page.has_previous, first_page.has_next) == (False, False)
     forward = page_of(docs, BY_NAME, 3, beyond=True)
     assert (forward.has_previous, forward.has_next) == (True, True)
-    empty = page_of([], BY_NAME, 3, backward=True, beyond=True)
+    empty: Page[dict[str, str]] = page_of([], BY_NAME, 3, backward=True, beyond=True)
     assert (empty.start_cursor, empty.end_cursor, empty.has_next) == (None, None, True)
