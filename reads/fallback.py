@@ -11,7 +11,7 @@ Every function issues a fixed number of queries, however many documents it build
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -20,15 +20,14 @@ from sqlalchemy import (
     Date,
     case,
     cast,
-    exists,
     func,
     literal,
     or_,
     select,
-    tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reads._sql_window import SqlWindow
 from reads.documents import (
     CUSTOMERS,
     ORDERS,
@@ -48,7 +47,7 @@ from reads.documents import (
     document_time,
 )
 from reads.orders import NEWEST_FIRST
-from reads.paging import Ordering, Page, PageRequest, empty_page, listing_page, page_request
+from reads.paging import Page, PageRequest, empty_page, listing_page, page_request
 from reads.products import BY_NAME, LOW_STOCK_FIRST
 from reads.sales import assemble_dashboard, check_dashboard_arguments
 from writes.models import Customer, EventRecord, Order, OrderLine, Product
@@ -349,7 +348,7 @@ async def customer_orders(
     ids = _uuids([customer_id])
     if not ids:
         return empty_page()
-    window = _Window(NEWEST_FIRST, (Order.placed_at, Order.id), _order_key)
+    window = SqlWindow(NEWEST_FIRST, (Order.placed_at, Order.id), _order_key)
     page_ids, has_next, has_previous = await window.ids(
         session, Order.id, _of_customer(ids[0], status), request
     )
@@ -383,68 +382,6 @@ def _order_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return placed_at, uuid.UUID(order_id)
 
 
-class _Window:
-    """A listing's keyset over table columns: the SQL twin of reads.paging's Mongo filters.
-
-    Every key of the listings served here sorts one way, so row-value comparisons
-    (`(a, b) < (x, y)`) express "after" and walk a matching index in either direction.
-    """
-
-    def __init__(
-        self,
-        ordering: Ordering,
-        columns: tuple[Any, ...],
-        bind: Callable[[tuple[Any, ...]], tuple[Any, ...]],
-    ) -> None:
-        directions = {f.descending for f in ordering.fields}
-        assert len(directions) == 1, "row-value keysets need every key sorted one way"
-        self._descending = directions.pop()
-        self.ordering = ordering
-        self._columns = columns
-        self._bind = bind
-
-    def past(
-        self, values: tuple[Any, ...], *, later: bool, inclusive: bool = False
-    ) -> ColumnElement[bool]:
-        """Rows after (`later`) or before the sort-key `values` in the listing's order."""
-        row, bound = tuple_(*self._columns), tuple_(*self._bind(values))
-        if later != self._descending:
-            return row >= bound if inclusive else row > bound
-        return row <= bound if inclusive else row < bound
-
-    async def ids(
-        self,
-        session: AsyncSession,
-        id_column: Any,
-        where: list[ColumnElement[bool]],
-        request: PageRequest,
-    ) -> tuple[list[uuid.UUID], bool, bool]:
-        """The ids of the requested page in the listing's order, has_next, has_previous."""
-        window = list(where)
-        if request.after is not None:
-            window.append(self.past(request.after, later=True))
-        if request.before is not None:
-            window.append(self.past(request.before, later=False))
-        descending = self._descending != request.backward
-        order_by = [column.desc() if descending else column.asc() for column in self._columns]
-        found = list(
-            await session.scalars(
-                select(id_column).where(*window).order_by(*order_by).limit(request.size + 1)
-            )
-        )
-        more = len(found) > request.size
-        page_ids = found[: request.size]
-        if request.backward:
-            page_ids.reverse()
-        beyond = False
-        if request.beyond is not None:
-            past = self.past(request.beyond, later=request.backward, inclusive=True)
-            beyond = bool(await session.scalar(select(exists().where(*where, past))))
-        if request.backward:
-            return page_ids, beyond, more
-        return page_ids, more, beyond
-
-
 async def product_documents(
     session: AsyncSession, product_ids: Sequence[str]
 ) -> list[ProductDocument]:
@@ -472,7 +409,7 @@ async def list_products(
     close to, but not exactly, MongoDB's stemmed text search.
     """
     request = page_request(BY_NAME, first=first, after=after, last=last, before=before)
-    window = _Window(BY_NAME, (Product.name.collate("C"), Product.id), _name_key)
+    window = SqlWindow(BY_NAME, (Product.name.collate("C"), Product.id), _name_key)
     return await _product_page(session, window, _catalog_filter(search, in_stock), request)
 
 
@@ -526,7 +463,7 @@ async def low_stock(
 ) -> Page[dict[str, Any]]:
     """reads.products.low_stock from the write store, with the same order and cursors."""
     request = page_request(LOW_STOCK_FIRST, first=first, after=after, last=last, before=before)
-    window = _Window(LOW_STOCK_FIRST, (Product.stock, Product.id), _stock_key)
+    window = SqlWindow(LOW_STOCK_FIRST, (Product.stock, Product.id), _stock_key)
     return await _product_page(session, window, [Product.stock < below], request)
 
 
@@ -552,7 +489,7 @@ async def dashboard(session: AsyncSession, *, days: int, limit: int) -> dict[str
 
 async def _product_page(
     session: AsyncSession,
-    window: _Window,
+    window: SqlWindow,
     where: list[ColumnElement[bool]],
     request: PageRequest,
 ) -> Page[dict[str, Any]]:
