@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     export = schema.add_parser("export", help="print the SDL (or write it to PATH)")
     export.add_argument("path", nargs="?", type=Path)
     export.set_defaults(run=command("app.serve_cli:export_schema"))
+    possible = schema.add_parser(
+        "possible-types", help="print Apollo's possibleTypes JSON (or write it to PATH)"
+    )
+    possible.add_argument("path", nargs="?", type=Path)
+    possible.set_defaults(run=command("app.schema_cli:print_possible_types"))
     return parser
 
 

@@ -15,9 +15,19 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, case, cast, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reads._sql_window import SqlWindow
 from reads.documents import (
     CUSTOMERS,
     ORDERS,
@@ -37,7 +47,7 @@ from reads.documents import (
     document_time,
 )
 from reads.orders import NEWEST_FIRST
-from reads.paging import Ordering, Page, check_page_size, decode_cursor, empty_page, page_of
+from reads.paging import Page, PageRequest, empty_page, listing_page, page_request
 from reads.products import BY_NAME, LOW_STOCK_FIRST
 from reads.sales import assemble_dashboard, check_dashboard_arguments
 from writes.models import Customer, EventRecord, Order, OrderLine, Product
@@ -319,40 +329,57 @@ async def customer_orders(
     session: AsyncSession,
     customer_id: str,
     *,
-    first: int,
+    first: int | None,
     after: str | None,
     status: str | None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page[dict[str, Any]]:
     """reads.orders.customer_orders from the write store: the same page, cursors included.
 
-    A keyset on (placed_at, id) over the `ix_orders_customer_placed` index picks the page
-    (UUIDs order like their canonical strings, and placed_at is already cut to
-    milliseconds, so the order is the projection's); then its orders and all their lines
-    in two more queries. Run it in one REPEATABLE READ transaction for a status filter
-    that holds even while a command changes an order of the page.
+    A keyset on (placed_at, id) over the `ix_orders_customer_placed` index picks the page,
+    walking it in reverse for `last` (UUIDs order like their canonical strings, and
+    placed_at is already cut to milliseconds, so the order is the projection's); then its
+    orders and all their lines in two more queries. Run it in one REPEATABLE READ
+    transaction for a status filter that holds even while a command changes an order of
+    the page.
     """
-    check_page_size(first)
-    keyset = None if after is None else decode_cursor(after, NEWEST_FIRST)
+    request = page_request(NEWEST_FIRST, first=first, after=after, last=last, before=before)
     ids = _uuids([customer_id])
     if not ids:
         return empty_page()
-    where: list[ColumnElement[bool]] = [Order.customer_id == ids[0]]
+    window = SqlWindow(NEWEST_FIRST, (Order.placed_at, Order.id), _order_key)
+    page_ids, has_next, has_previous = await window.ids(
+        session, Order.id, _of_customer(ids[0], status), request
+    )
+    documents = await _orders(session, Order.id.in_(page_ids)) if page_ids else []
+    items = [dict(document) for document in documents]  # newest first, as listed
+    return listing_page(items, NEWEST_FIRST, has_next=has_next, has_previous=has_previous)
+
+
+async def count_customer_orders(
+    session: AsyncSession, customer_id: str, *, status: str | None
+) -> int:
+    """reads.orders.count_customer_orders from the write store."""
+    ids = _uuids([customer_id])
+    if not ids:
+        return 0
+    count = await session.scalar(
+        select(func.count()).select_from(Order).where(*_of_customer(ids[0], status))
+    )
+    return int(count or 0)
+
+
+def _of_customer(customer_id: uuid.UUID, status: str | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Order.customer_id == customer_id]
     if status is not None:
         where.append(Order.status == status)
-    if keyset is not None:
-        placed_at, last_id = keyset
-        where.append(tuple_(Order.placed_at, Order.id) < tuple_(placed_at, uuid.UUID(last_id)))
-    page_ids = list(
-        await session.scalars(
-            select(Order.id)
-            .where(*where)
-            .order_by(Order.placed_at.desc(), Order.id.desc())
-            .limit(first + 1)
-        )
-    )
-    documents = await _orders(session, Order.id.in_(page_ids[:first])) if page_ids else []
-    page = page_of([dict(document) for document in documents], NEWEST_FIRST, first)
-    return Page(page.items, len(page_ids) > first, page.end_cursor, page.cursors)
+    return where
+
+
+def _order_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    placed_at, order_id = values
+    return placed_at, uuid.UUID(order_id)
 
 
 async def product_documents(
@@ -368,10 +395,12 @@ async def product_documents(
 async def list_products(
     session: AsyncSession,
     *,
-    first: int,
+    first: int | None,
     after: str | None,
     search: str | None,
     in_stock: bool | None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page[dict[str, Any]]:
     """reads.products.list_products from the write store, with the same order and cursors.
 
@@ -379,7 +408,22 @@ async def list_products(
     products whose name, SKU or description contains any of its words, case-insensitively:
     close to, but not exactly, MongoDB's stemmed text search.
     """
-    check_page_size(first)
+    request = page_request(BY_NAME, first=first, after=after, last=last, before=before)
+    window = SqlWindow(BY_NAME, (Product.name.collate("C"), Product.id), _name_key)
+    return await _product_page(session, window, _catalog_filter(search, in_stock), request)
+
+
+async def count_products(
+    session: AsyncSession, *, search: str | None, in_stock: bool | None
+) -> int:
+    """reads.products.count_products from the write store (with its search's caveat)."""
+    count = await session.scalar(
+        select(func.count()).select_from(Product).where(*_catalog_filter(search, in_stock))
+    )
+    return int(count or 0)
+
+
+def _catalog_filter(search: str | None, in_stock: bool | None) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if search is not None and search.strip():
         words = [w.strip('"').lstrip("-") for w in search.split()]
@@ -395,25 +439,40 @@ async def list_products(
         )
     if in_stock is not None:
         where.append(Product.stock > 0 if in_stock else Product.stock <= 0)
-    name = Product.name.collate("C")
-    if after is not None:
-        last_name, last_id = decode_cursor(after, BY_NAME)
-        where.append(
-            tuple_(name, Product.id) > tuple_(literal(last_name).collate("C"), uuid.UUID(last_id))
-        )
-    return await _product_page(session, where, (name, Product.id), BY_NAME, first)
+    return where
+
+
+def _name_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    name, product_id = values
+    return literal(name).collate("C"), uuid.UUID(product_id)
+
+
+def _stock_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    stock, product_id = values
+    return stock, uuid.UUID(product_id)
 
 
 async def low_stock(
-    session: AsyncSession, *, below: int, first: int, after: str | None
+    session: AsyncSession,
+    *,
+    below: int,
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page[dict[str, Any]]:
     """reads.products.low_stock from the write store, with the same order and cursors."""
-    check_page_size(first)
-    where: list[ColumnElement[bool]] = [Product.stock < below]
-    if after is not None:
-        last_stock, last_id = decode_cursor(after, LOW_STOCK_FIRST)
-        where.append(tuple_(Product.stock, Product.id) > tuple_(last_stock, uuid.UUID(last_id)))
-    return await _product_page(session, where, (Product.stock, Product.id), LOW_STOCK_FIRST, first)
+    request = page_request(LOW_STOCK_FIRST, first=first, after=after, last=last, before=before)
+    window = SqlWindow(LOW_STOCK_FIRST, (Product.stock, Product.id), _stock_key)
+    return await _product_page(session, window, [Product.stock < below], request)
+
+
+async def count_low_stock(session: AsyncSession, *, below: int) -> int:
+    """reads.products.count_low_stock from the write store."""
+    count = await session.scalar(
+        select(func.count()).select_from(Product).where(Product.stock < below)
+    )
+    return int(count or 0)
 
 
 async def dashboard(session: AsyncSession, *, days: int, limit: int) -> dict[str, Any]:
@@ -430,20 +489,16 @@ async def dashboard(session: AsyncSession, *, days: int, limit: int) -> dict[str
 
 async def _product_page(
     session: AsyncSession,
+    window: SqlWindow,
     where: list[ColumnElement[bool]],
-    order_by: tuple[Any, ...],
-    ordering: Ordering,
-    first: int,
+    request: PageRequest,
 ) -> Page[dict[str, Any]]:
-    page_ids = list(
-        await session.scalars(select(Product.id).where(*where).order_by(*order_by).limit(first + 1))
-    )
+    page_ids, has_next, has_previous = await window.ids(session, Product.id, where, request)
     if not page_ids:
-        return empty_page()
-    found = {doc["_id"]: doc for doc in await _products(session, Product.id.in_(page_ids[:first]))}
-    documents = [dict(found[str(product_id)]) for product_id in page_ids[:first]]
-    page = page_of(documents, ordering, first)
-    return Page(page.items, len(page_ids) > first, page.end_cursor, page.cursors)
+        return listing_page([], window.ordering, has_next=has_next, has_previous=has_previous)
+    found = {doc["_id"]: doc for doc in await _products(session, Product.id.in_(page_ids))}
+    documents = [dict(found[str(product_id)]) for product_id in page_ids]
+    return listing_page(documents, window.ordering, has_next=has_next, has_previous=has_previous)
 
 
 def _escape_like(word: str) -> str:

@@ -11,10 +11,9 @@ from reads.paging import (
     Page,
     SortField,
     canonical_id,
-    check_page_size,
-    decode_cursor,
     empty_page,
     keyset_page,
+    page_request,
 )
 
 # Served by the `customer_newest_first` and `customer_status_newest_first` indexes.
@@ -37,22 +36,39 @@ async def customer_orders(
     collection: AsyncCollection[Any],
     customer_id: str,
     *,
-    first: int,
+    first: int | None,
     after: str | None,
     status: str | None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page[dict[str, Any]]:
-    """A page of the customer's orders, newest first, optionally of one status only.
+    """A page of the customer's orders, newest first, optionally of one status only:
+    the `first` after `after`, or the `last` before `before`.
 
-    PageSizeError for `first` outside 1..MAX_PAGE, BadCursor for a cursor this listing
-    did not issue; a malformed customer id has no orders.
+    PageSizeError for a size outside 1..MAX_PAGE or both `first` and `last`, BadCursor
+    for a cursor this listing did not issue; a malformed customer id has no orders.
     """
-    check_page_size(first)
-    if after is not None:
-        decode_cursor(after, NEWEST_FIRST)
+    request = page_request(NEWEST_FIRST, first=first, after=after, last=last, before=before)
     canonical = canonical_id(customer_id)
     if canonical is None:
         return empty_page()
-    where: dict[str, Any] = {"customer.id": canonical}
+    return await keyset_page(collection, _of_customer(canonical, status), NEWEST_FIRST, request)
+
+
+async def count_customer_orders(
+    collection: AsyncCollection[Any], customer_id: str, *, status: str | None
+) -> int:
+    """How many orders the customer has (of `status`): a count over the prefix of the
+    `customer_newest_first` (or `customer_status_newest_first`) index."""
+    canonical = canonical_id(customer_id)
+    if canonical is None:
+        return 0
+    count: int = await collection.count_documents(_of_customer(canonical, status))
+    return count
+
+
+def _of_customer(customer_id: str, status: str | None) -> dict[str, Any]:
+    where: dict[str, Any] = {"customer.id": customer_id}
     if status is not None:
         where["status"] = status
-    return await keyset_page(collection, where, NEWEST_FIRST, first=first, after=after)
+    return where

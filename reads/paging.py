@@ -5,6 +5,10 @@ has a unique position in it. A cursor names the listing's ordering and the sort-
 values of the document it points at; the next page is the documents strictly after
 those values. Documents inserted between two pages therefore land before or after the
 cursor, never shifting what is left, so a walk sees no duplicates and skips nothing.
+
+Paging runs both ways (Relay's cursor connections): `first` items after `after`, or the
+`last` items before `before`, the latter by walking the same index in reverse. Either
+cursor bounds the window whichever end a page is taken from (decision 0047).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ _MILLISECOND = timedelta(milliseconds=1)
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 # Generous: the longest real cursor holds a product name of 200 characters.
 _MAX_CURSOR_LENGTH = 4096
-_MALFORMED = "the cursor is malformed: pass an endCursor or edge cursor exactly as returned"
+_MALFORMED = (
+    "the cursor is malformed: pass a startCursor, endCursor or edge cursor exactly as returned"
+)
 
 
 class BadCursor(ValueError):
@@ -41,7 +47,7 @@ class BadCursor(ValueError):
 
 
 class PageSizeError(ValueError):
-    """A page size outside 1..MAX_PAGE."""
+    """A page size outside 1..MAX_PAGE, or both `first` and `last` (or neither)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,28 @@ class Page(Generic[T]):
     has_next: bool
     end_cursor: str | None
     cursors: list[str] = field(default_factory=list)
+    has_previous: bool = False
+
+    @property
+    def start_cursor(self) -> str | None:
+        return self.cursors[0] if self.cursors else None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A checked page request: `size` items from the start (or, `backward`, the end) of
+    the window strictly between the sort-key values `after` and `before`."""
+
+    size: int
+    backward: bool = False
+    after: tuple[Any, ...] | None = None
+    before: tuple[Any, ...] | None = None
+
+    @property
+    def beyond(self) -> tuple[Any, ...] | None:
+        """The cursor on the side the page is not taken from: whether anything lies past it
+        decides hasPreviousPage (forward) or hasNextPage (backward)."""
+        return self.before if self.backward else self.after
 
 
 @dataclass(frozen=True)
@@ -74,8 +102,14 @@ class Ordering:
         """The MongoDB sort specification."""
         return [(f.name, DESCENDING if f.descending else ASCENDING) for f in self.fields]
 
-    def after(self, values: tuple[Any, ...]) -> dict[str, Any]:
-        """The filter for documents strictly after the sort-key `values` in this order.
+    def reversed(self) -> Ordering:
+        """The same listing read from its end: every key's direction flipped."""
+        flipped = tuple(SortField(f.name, not f.descending, f.type) for f in self.fields)
+        return Ordering(self.kind, flipped)
+
+    def after(self, values: tuple[Any, ...], *, inclusive: bool = False) -> dict[str, Any]:
+        """The filter for documents strictly after the sort-key `values` in this order
+        (`inclusive`: or at them).
 
         (a, b) after (x, y) is `a > x OR (a = x AND b > y)` (< for descending keys). The
         first key also gets a plain range bound, which the query planner turns into an
@@ -87,6 +121,8 @@ class Ordering:
             branch: dict[str, Any] = {f.name: values[i] for i, f in enumerate(self.fields[:index])}
             branch[sort_field.name] = {_strictly(sort_field): values[index]}
             branches.append(branch)
+        if inclusive:
+            branches.append({f.name: values[i] for i, f in enumerate(self.fields)})
         bound = "$lte" if first.descending else "$gte"
         return {first.name: {bound: values[0]}, "$or": branches}
 
@@ -95,10 +131,36 @@ def _strictly(sort_field: SortField) -> str:
     return "$lt" if sort_field.descending else "$gt"
 
 
-def check_page_size(first: int) -> None:
+def check_page_size(first: int, name: str = "first") -> None:
     """Refuse a page size outside 1..MAX_PAGE (never truncate silently)."""
     if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_PAGE:
-        raise PageSizeError(f"first must be between 1 and {MAX_PAGE}, got {first!r}")
+        raise PageSizeError(f"{name} must be between 1 and {MAX_PAGE}, got {first!r}")
+
+
+def page_request(
+    ordering: Ordering,
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    """The checked request for a page of `ordering`: PageSizeError for a bad size or for
+    both (or neither) of `first` and `last`; BadCursor for a cursor this listing did not issue.
+    """
+    if first is not None and last is not None:
+        raise PageSizeError("pass first (to page forward) or last (to page backward), not both")
+    if first is None and last is None:
+        raise PageSizeError("pass first (to page forward) or last (to page backward)")
+    size = last if first is None else first
+    assert size is not None
+    check_page_size(size, "first" if first is not None else "last")
+    return PageRequest(
+        size=size,
+        backward=last is not None,
+        after=None if after is None else decode_cursor(after, ordering),
+        before=None if before is None else decode_cursor(before, ordering),
+    )
 
 
 def canonical_id(raw: object) -> str | None:
@@ -148,30 +210,74 @@ async def keyset_page(
     collection: AsyncCollection[Any],
     where: Mapping[str, Any],
     ordering: Ordering,
-    *,
-    first: int,
-    after: str | None,
+    request: PageRequest,
 ) -> Page[dict[str, Any]]:
-    """The `first` documents matching `where` after the cursor `after`, in `ordering`.
+    """The page `request` asks of the documents matching `where`, in `ordering`.
 
-    One query for first + 1 documents: the extra one only tells whether a next page exists.
+    One query for size + 1 documents, walking the listing's index forward or (for `last`)
+    in reverse: the extra one only tells whether more lie that way. A page bounded by the
+    other side's cursor asks one more indexed question: does anything lie past it?
     """
-    check_page_size(first)
-    query = dict(where)
-    if after is not None:
-        keyset = ordering.after(decode_cursor(after, ordering))
-        query = {"$and": [query, keyset]} if query.keys() & keyset.keys() else query | keyset
+    scan = ordering.reversed() if request.backward else ordering
     found: list[dict[str, Any]] = (
-        await collection.find(query).sort(ordering.sort()).limit(first + 1).to_list()
+        await collection.find(windowed(where, ordering, request))
+        .sort(scan.sort())
+        .limit(request.size + 1)
+        .to_list()
     )
-    return page_of(found, ordering, first)
+    beyond = False
+    if request.beyond is not None:
+        # Past `after` is before it; past `before` is after it: the cursor's own
+        # document counts, since the client has seen it.
+        past = (ordering if request.backward else ordering.reversed()).after(
+            request.beyond, inclusive=True
+        )
+        probe = await collection.find(_and(where, [past])).sort(scan.sort()).limit(1).to_list()
+        beyond = bool(probe)
+    return page_of(found, ordering, request.size, backward=request.backward, beyond=beyond)
 
 
-def page_of(found: list[T], ordering: Ordering, first: int) -> Page[T]:
-    """The page made of up to first + 1 documents fetched in `ordering`."""
-    items = found[:first]
+def windowed(where: Mapping[str, Any], ordering: Ordering, request: PageRequest) -> dict[str, Any]:
+    """`where`, narrowed to the documents strictly between the request's cursors."""
+    bounds: list[dict[str, Any]] = []
+    if request.after is not None:
+        bounds.append(ordering.after(request.after))
+    if request.before is not None:
+        bounds.append(ordering.reversed().after(request.before))
+    return _and(where, bounds)
+
+
+def _and(where: Mapping[str, Any], bounds: list[dict[str, Any]]) -> dict[str, Any]:
+    query = dict(where)
+    for bound in bounds:
+        query = {"$and": [query, bound]} if query.keys() & bound.keys() else query | bound
+    return query
+
+
+def page_of(
+    found: list[T], ordering: Ordering, size: int, *, backward: bool = False, beyond: bool = False
+) -> Page[T]:
+    """The page made of up to size + 1 documents fetched in scan order (the listing's order,
+    or its reverse when `backward`); `beyond`: something lies past the other side's cursor.
+    """
+    more = len(found) > size
+    items = found[:size]
+    if backward:
+        items.reverse()
+    return listing_page(
+        items,
+        ordering,
+        has_next=beyond if backward else more,
+        has_previous=more if backward else beyond,
+    )
+
+
+def listing_page(
+    items: list[T], ordering: Ordering, *, has_next: bool, has_previous: bool
+) -> Page[T]:
+    """The page of `items` (already in the listing's order) with their cursors."""
     cursors = [cursor_for(_as_mapping(item), ordering) for item in items]
-    return Page(items, len(found) > first, cursors[-1] if cursors else None, cursors)
+    return Page(items, has_next, cursors[-1] if cursors else None, cursors, has_previous)
 
 
 def empty_page() -> Page[Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from reads.paging import Ordering, Page, SortField, canonical_id, keyset_page
+from reads.paging import Ordering, Page, SortField, canonical_id, keyset_page, page_request
 
 # Served by the `catalog_by_name` index (and `catalog_text` for a search).
 BY_NAME = Ordering(
@@ -66,32 +66,61 @@ async def product_by_id(collection: AsyncCollection[Any], product_id: str) -> di
 async def list_products(
     collection: AsyncCollection[Any],
     *,
-    first: int,
+    first: int | None,
     after: str | None,
     search: str | None,
     in_stock: bool | None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page[dict[str, Any]]:
-    """A page of the catalog ordered by name, then id.
+    """A page of the catalog ordered by name, then id: the `first` after `after`, or the
+    `last` before `before`.
 
     `search` matches words of the name, SKU or description through the text index
     (MongoDB's `$text` syntax: any of the words, "quoted phrases", -excluded words);
     results keep the by-name order, so paging stays stable. A blank search is none.
-    PageSizeError / BadCursor for a bad `first` / `after`.
+    PageSizeError / BadCursor for a bad size / cursor.
     """
+    request = page_request(BY_NAME, first=first, after=after, last=last, before=before)
+    return await keyset_page(collection, catalog_filter(search, in_stock), BY_NAME, request)
+
+
+async def count_products(
+    collection: AsyncCollection[Any], *, search: str | None, in_stock: bool | None
+) -> int:
+    """How many products `list_products` would walk through with this search and filter."""
+    count: int = await collection.count_documents(catalog_filter(search, in_stock))
+    return count
+
+
+def catalog_filter(search: str | None, in_stock: bool | None) -> dict[str, Any]:
+    """The MongoDB filter of a catalog search; a blank search is none."""
     where: dict[str, Any] = {}
     if search is not None and search.strip():
         where["$text"] = {"$search": search}
     if in_stock is not None:
         where["in_stock"] = in_stock
-    return await keyset_page(collection, where, BY_NAME, first=first, after=after)
+    return where
 
 
 async def low_stock(
-    collection: AsyncCollection[Any], *, below: int, first: int, after: str | None
+    collection: AsyncCollection[Any],
+    *,
+    below: int,
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Page[dict[str, Any]]:
     """A page of the products with fewer than `below` in stock, lowest stock first.
 
-    PageSizeError / BadCursor for a bad `first` / `after`.
+    PageSizeError / BadCursor for a bad size / cursor.
     """
-    where = {"stock": {"$lt": below}}
-    return await keyset_page(collection, where, LOW_STOCK_FIRST, first=first, after=after)
+    request = page_request(LOW_STOCK_FIRST, first=first, after=after, last=last, before=before)
+    return await keyset_page(collection, {"stock": {"$lt": below}}, LOW_STOCK_FIRST, request)
+
+
+async def count_low_stock(collection: AsyncCollection[Any], *, below: int) -> int:
+    """How many products have fewer than `below` in stock: a count over the `low_stock` index."""
+    count: int = await collection.count_documents({"stock": {"$lt": below}})
+    return count

@@ -71,18 +71,50 @@ class QueryService:
         return await self._read("orders", at, projected, written)
 
     async def customer_orders(
-        self, customer_id: str, *, first: int, after: str | None, status: str | None, at: int | None
+        self,
+        customer_id: str,
+        *,
+        first: int | None,
+        after: str | None,
+        status: str | None,
+        at: int | None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> tuple[Page[Document], Served | None]:
         async def projected() -> Page[Document]:
             collection = await self._collection("orders")
             return await orders.customer_orders(
-                collection, customer_id, first=first, after=after, status=status
+                collection,
+                customer_id,
+                first=first,
+                after=after,
+                status=status,
+                last=last,
+                before=before,
             )
 
         async def written(session: AsyncSession) -> Page[Document]:
             return await fallback.customer_orders(
-                session, customer_id, first=first, after=after, status=status
+                session,
+                customer_id,
+                first=first,
+                after=after,
+                status=status,
+                last=last,
+                before=before,
             )
+
+        return await self._read("orders", at, projected, written)
+
+    async def count_customer_orders(
+        self, customer_id: str, *, status: str | None, at: int | None
+    ) -> tuple[int, Served | None]:
+        async def projected() -> int:
+            collection = await self._collection("orders")
+            return await orders.count_customer_orders(collection, customer_id, status=status)
+
+        async def written(session: AsyncSession) -> int:
+            return await fallback.count_customer_orders(session, customer_id, status=status)
 
         return await self._read("orders", at, projected, written)
 
@@ -112,11 +144,13 @@ class QueryService:
     async def products(
         self,
         *,
-        first: int,
+        first: int | None,
         after: str | None,
         search: str | None,
         in_stock: bool | None,
         at: int | None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> tuple[Page[Document], Served | None]:
         """BadSearch, before any read, for a search beyond the limits."""
         check_search(search, self._search_limits)
@@ -124,25 +158,73 @@ class QueryService:
         async def projected() -> Page[Document]:
             collection = await self._collection("products")
             return await products.list_products(
-                collection, first=first, after=after, search=search, in_stock=in_stock
+                collection,
+                first=first,
+                after=after,
+                search=search,
+                in_stock=in_stock,
+                last=last,
+                before=before,
             )
 
         async def written(session: AsyncSession) -> Page[Document]:
             return await fallback.list_products(
-                session, first=first, after=after, search=search, in_stock=in_stock
+                session,
+                first=first,
+                after=after,
+                search=search,
+                in_stock=in_stock,
+                last=last,
+                before=before,
             )
 
         return await self._read("products", at, projected, written, mongo_required=True)
 
+    async def count_products(
+        self, *, search: str | None, in_stock: bool | None, at: int | None
+    ) -> tuple[int, Served | None]:
+        """BadSearch, before any read, for a search beyond the limits."""
+        check_search(search, self._search_limits)
+
+        async def projected() -> int:
+            collection = await self._collection("products")
+            return await products.count_products(collection, search=search, in_stock=in_stock)
+
+        async def written(session: AsyncSession) -> int:
+            return await fallback.count_products(session, search=search, in_stock=in_stock)
+
+        return await self._read("products", at, projected, written, mongo_required=True)
+
     async def low_stock(
-        self, *, below: int, first: int, after: str | None, at: int | None
+        self,
+        *,
+        below: int,
+        first: int | None,
+        after: str | None,
+        at: int | None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> tuple[Page[Document], Served | None]:
         async def projected() -> Page[Document]:
             collection = await self._collection("products")
-            return await products.low_stock(collection, below=below, first=first, after=after)
+            return await products.low_stock(
+                collection, below=below, first=first, after=after, last=last, before=before
+            )
 
         async def written(session: AsyncSession) -> Page[Document]:
-            return await fallback.low_stock(session, below=below, first=first, after=after)
+            return await fallback.low_stock(
+                session, below=below, first=first, after=after, last=last, before=before
+            )
+
+        return await self._read("products", at, projected, written, mongo_required=True)
+
+    async def count_low_stock(self, *, below: int, at: int | None) -> tuple[int, Served | None]:
+        async def projected() -> int:
+            collection = await self._collection("products")
+            return await products.count_low_stock(collection, below=below)
+
+        async def written(session: AsyncSession) -> int:
+            return await fallback.count_low_stock(session, below=below)
 
         return await self._read("products", at, projected, written, mongo_required=True)
 

@@ -17,6 +17,7 @@ from schema.errors import (
     NotFoundError,
     ValidationError,
 )
+from schema.global_ids import order_line_id
 from schema.node import Node
 from schema.scalars import Cents
 from writes.commands import CancelOrder, OrderLineRequest, PlaceOrder, ShipOrder
@@ -32,6 +33,9 @@ class OrderCustomer:
 
 @strawberry.type
 class OrderLine:
+    id: strawberry.ID = strawberry.field(
+        description="Unique across all types; the same for this line on every read."
+    )
     product_id: strawberry.ID
     sku: str
     name: str
@@ -63,6 +67,7 @@ class Order(Node):
             ),
             lines=[
                 OrderLine(
+                    id=order_line_id(str(view.id), line_no),
                     product_id=strawberry.ID(str(line.product_id)),
                     sku=line.sku,
                     name=line.name,
@@ -70,7 +75,7 @@ class Order(Node):
                     quantity=line.quantity,
                     line_total_cents=Cents(line.line_total_cents),
                 )
-                for line in view.lines
+                for line_no, line in enumerate(view.lines, start=1)
             ],
             item_count=view.item_count,
             total_cents=Cents(view.total_cents),
@@ -91,6 +96,7 @@ class Order(Node):
             ),
             lines=[
                 OrderLine(
+                    id=order_line_id(doc["_id"], line_no),
                     product_id=strawberry.ID(line["product_id"]),
                     sku=line["sku"],
                     name=line["name"],
@@ -98,7 +104,7 @@ class Order(Node):
                     quantity=line["quantity"],
                     line_total_cents=Cents(line["line_total_cents"]),
                 )
-                for line in doc["lines"]
+                for line_no, line in enumerate(doc["lines"], start=1)
             ],
             item_count=doc["item_count"],
             total_cents=Cents(doc["total_cents"]),

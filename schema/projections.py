@@ -8,10 +8,12 @@ from typing import Any
 import strawberry
 
 from reads.read_model import describe
+from schema.global_ids import derived_id
 
 
 @strawberry.type
 class ProjectionStatus:
+    id: strawberry.ID = strawberry.field(description="Unique across all types; one per projection.")
     name: str
     position: str
     head_position: str
@@ -26,6 +28,7 @@ class ProjectionStatus:
         lag_events = int(doc.get("lag_events", 0))
         position = int(doc["position"])
         return cls(
+            id=derived_id("ProjectionStatus", doc["_id"]),
             name=doc["_id"],
             position=str(position),
             head_position=str(max(int(doc.get("head_position", 0)), position)),

@@ -7,7 +7,7 @@ from importlib.metadata import version
 import strawberry
 from pymongo.errors import PyMongoError
 
-from schema.connections import OrderConnection, ProductConnection
+from schema.connections import OrderConnection, ProductConnection, page_sizes
 from schema.context import Info
 from schema.customers import Customer
 from schema.enums import OrderStatus
@@ -66,21 +66,32 @@ class Query:
         info: Info,
         first: int | None = DEFAULT_PAGE,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         search: str | None = None,
         in_stock: bool | None = None,
     ) -> ProductConnection:
         queries = info.context.queries
+        first, last = page_sizes(info, first, last, DEFAULT_PAGE)
         page = await read(
             info,
             lambda at: queries.products(
-                first=_or(first, DEFAULT_PAGE),
+                first=first,
                 after=after,
+                last=last,
+                before=before,
                 search=search,
                 in_stock=in_stock,
                 at=at,
             ),
         )
-        return ProductConnection.from_page(page)
+
+        async def count() -> int:
+            return await read(
+                info, lambda at: queries.count_products(search=search, in_stock=in_stock, at=at)
+            )
+
+        return ProductConnection.from_page(page, count)
 
     @strawberry.field(description="An order of yours (any, for an admin); else null.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
@@ -98,21 +109,35 @@ class Query:
         info: Info,
         first: int | None = DEFAULT_PAGE,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         status: OrderStatus | None = None,
     ) -> OrderConnection:
         actor = signed_in(info)
         queries = info.context.queries
+        first, last = page_sizes(info, first, last, DEFAULT_PAGE)
+        customer_id = str(actor.customer_id)
+        status_value = None if status is None else status.value
         page = await read(
             info,
             lambda at: queries.customer_orders(
-                str(actor.customer_id),
-                first=_or(first, DEFAULT_PAGE),
+                customer_id,
+                first=first,
                 after=after,
-                status=None if status is None else status.value,
+                last=last,
+                before=before,
+                status=status_value,
                 at=at,
             ),
         )
-        return OrderConnection.from_page(page)
+
+        async def count() -> int:
+            return await read(
+                info,
+                lambda at: queries.count_customer_orders(customer_id, status=status_value, at=at),
+            )
+
+        return OrderConnection.from_page(page, count)
 
     @strawberry.field(description="Revenue, orders and best sellers (admin).")
     async def sales_dashboard(self, info: Info) -> SalesDashboard:
@@ -125,19 +150,24 @@ class Query:
         low_stock_below: int | None = DEFAULT_LOW_STOCK,
         first: int | None = DEFAULT_PAGE,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> ProductConnection:
         admin(info)
         queries = info.context.queries
+        first, last = page_sizes(info, first, last, DEFAULT_PAGE)
+        below = _or(low_stock_below, DEFAULT_LOW_STOCK)
         page = await read(
             info,
             lambda at: queries.low_stock(
-                below=_or(low_stock_below, DEFAULT_LOW_STOCK),
-                first=_or(first, DEFAULT_PAGE),
-                after=after,
-                at=at,
+                below=below, first=first, after=after, last=last, before=before, at=at
             ),
         )
-        return ProductConnection.from_page(page)
+
+        async def count() -> int:
+            return await read(info, lambda at: queries.count_low_stock(below=below, at=at))
+
+        return ProductConnection.from_page(page, count)
 
     @strawberry.field(description="Where each projection stands (admin).")
     async def projections(self, info: Info) -> list[ProjectionStatus]:

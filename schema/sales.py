@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 
 from schema.context import Info
+from schema.global_ids import SALES_DASHBOARD_ID, derived_id
 from schema.scalars import Cents
 
 DEFAULT_DAYS = 30
@@ -18,6 +19,7 @@ NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 @strawberry.type
 class DailyRevenue:
+    id: strawberry.ID = strawberry.field(description="Unique across all types; one per day.")
     date: str
     revenue_cents: Cents
     order_count: int
@@ -25,6 +27,9 @@ class DailyRevenue:
 
 @strawberry.type
 class TopProduct:
+    id: strawberry.ID = strawberry.field(
+        description="Unique across all types; one per product (not the product's own id)."
+    )
     product_id: strawberry.ID
     name: str
     units_sold: int
@@ -33,6 +38,9 @@ class TopProduct:
 
 @strawberry.type
 class SalesDashboard:
+    id: strawberry.ID = strawberry.field(
+        description="Unique across all types; there is one dashboard."
+    )
     revenue_cents: Cents
     order_count: int
     cancelled_count: int
@@ -43,6 +51,7 @@ class SalesDashboard:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> SalesDashboard:
         return cls(
+            id=SALES_DASHBOARD_ID,
             revenue_cents=Cents(doc["revenue_cents"]),
             order_count=doc["order_count"],
             cancelled_count=doc["cancelled_count"],
@@ -57,6 +66,7 @@ class SalesDashboard:
         doc = self._doc if days == DEFAULT_DAYS else await _dashboard(info, days, DEFAULT_TOP)
         return [
             DailyRevenue(
+                id=derived_id("DailyRevenue", day["date"]),
                 date=day["date"],
                 revenue_cents=Cents(day["revenue_cents"]),
                 order_count=day["order_count"],
@@ -70,6 +80,7 @@ class SalesDashboard:
         doc = self._doc if limit == DEFAULT_TOP else await _dashboard(info, DEFAULT_DAYS, limit)
         return [
             TopProduct(
+                id=derived_id("TopProduct", p["product_id"]),
                 product_id=strawberry.ID(p["product_id"]),
                 name=p["name"],
                 units_sold=p["units_sold"],

@@ -3,8 +3,9 @@
 A field costs its own work (a read-model round trip, a write transaction, a password
 hash) plus what it returns: one per object built, nothing per scalar. A list multiplies
 what each item costs by how many items it can hold: the page size a client asked for
-(`first`, `days`, `limit`, from literals or the request's variables), or a fixed maximum
-(an order's 50 lines). A connection's page size counts the items of its `edges`.
+(`first` or `last`, `days`, `limit`, from literals or the request's variables), or a fixed
+maximum (an order's 50 lines). A connection's page size counts the items of its `edges`;
+its `totalCount` is one more read-model round trip (decision 0048).
 Fragments are priced once per request each, like document.py measures them once.
 """
 
@@ -44,11 +45,19 @@ INTROSPECTION = READ  # answered from memory; its nesting is capped by graphql-c
 
 @dataclass(frozen=True)
 class Size:
-    """How many items a list field holds: an argument's value within 0..maximum."""
+    """How many items a list field holds: an argument's value within 0..maximum.
+
+    With `also`, the largest of the named arguments the request passes counts: a page of
+    `last: 100` costs what `first: 100` does.
+    """
 
     argument: str | None
     default: int
     maximum: int
+    also: tuple[str, ...] = ()
+
+    def arguments(self) -> tuple[str, ...]:
+        return ((self.argument,) if self.argument else ()) + self.also
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ class FieldCost:
     per_page_item: bool = False  # a connection's `edges`: one per item of the page
 
 
-PAGE = Size("first", 20, 100)
+PAGE = Size("first", 20, 100, also=("last",))
 PAGED_READ = FieldCost(READ, PAGE, paged=True)
 PAGE_ITEMS = FieldCost(per_page_item=True)
 MUTATION = FieldCost(WRITE)
@@ -77,6 +86,9 @@ COSTS: Mapping[str, FieldCost] = {
     "Query.projections": FieldCost(READ, Size(None, 10, 10)),
     "ProductConnection.edges": PAGE_ITEMS,
     "OrderConnection.edges": PAGE_ITEMS,
+    # A count the read model answers from an index (decision 0048): one more round trip.
+    "ProductConnection.totalCount": FieldCost(READ),
+    "OrderConnection.totalCount": FieldCost(READ),
     "Order.lines": FieldCost(size=Size(None, 50, 50)),
     # Other than their defaults, these read the dashboard again.
     "SalesDashboard.daily": FieldCost(READ, Size("days", 30, 366)),
@@ -174,16 +186,18 @@ class _Pricer:
         return _Price(rule.own + item)
 
     def size(self, node: FieldNode, size: Size) -> int:
-        value: Any = None
+        given: list[int] = []
         for argument in node.arguments or ():
-            if argument.name.value == size.argument:
+            if argument.name.value in size.arguments():
+                value: Any = None
                 if isinstance(argument.value, IntValueNode):
                     value = int(argument.value.value)
                 elif isinstance(argument.value, VariableNode):
                     value = self.variables.get(argument.value.name.value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            value = size.default  # absent, null (the resolvers' default) or refused anyway
-        count: int = value
+                if isinstance(value, int) and not isinstance(value, bool):
+                    given.append(value)
+        # Absent, null (the resolvers' default) or refused anyway: the default.
+        count = max(given) if given else size.default
         return min(max(count, 0), size.maximum)
 
 
@@ -220,8 +234,8 @@ def operation_cost(
 
 def size_variables(document: DocumentNode) -> frozenset[str]:
     """Variables passed to any argument a Size reads: the ones a cost depends on."""
-    arguments = {rule.size.argument for rule in COSTS.values() if rule.size and rule.size.argument}
-    arguments.add(PAGE.argument or "first")
+    arguments = {name for rule in COSTS.values() if rule.size for name in rule.size.arguments()}
+    arguments.update(PAGE.arguments())
     names: set[str] = set()
     pending = [
         definition.selection_set

@@ -15,6 +15,8 @@ from reads.paging import (
     MAX_PAGE,
     BadCursor,
     Ordering,
+    Page,
+    PageRequest,
     PageSizeError,
     SortField,
     canonical_id,
@@ -22,6 +24,8 @@ from reads.paging import (
     cursor_for,
     decode_cursor,
     page_of,
+    page_request,
+    windowed,
 )
 from reads.products import BY_NAME, LOW_STOCK_FIRST
 
@@ -223,3 +227,109 @@ def test_a_page_knows_its_cursors_and_whether_more_follow() -> None:
 )
 def test_ids_are_canonical_lowercase_uuids_or_nothing(raw: object, expected: str | None) -> None:
     assert canonical_id(raw) == expected
+
+
+def test_a_request_pages_forward_with_first_or_backward_with_last() -> None:
+    doc = {"_id": ORDER_ID, "placed_at": PLACED_AT}
+    cursor = cursor_for(doc, NEWEST_FIRST)
+
+    forward = page_request(NEWEST_FIRST, first=5, after=cursor)
+    backward = page_request(NEWEST_FIRST, first=None, after=None, last=7, before=cursor)
+
+    assert forward == PageRequest(5, backward=False, after=(PLACED_AT, ORDER_ID))
+    assert forward.beyond == (PLACED_AT, ORDER_ID)
+    assert backward == PageRequest(7, backward=True, before=(PLACED_AT, ORDER_ID))
+    assert backward.beyond == (PLACED_AT, ORDER_ID)
+    # Either cursor bounds the window, whichever end the page is taken from.
+    window = page_request(NEWEST_FIRST, first=2, after=cursor, before=cursor)
+    assert (window.after, window.before) == ((PLACED_AT, ORDER_ID), (PLACED_AT, ORDER_ID))
+    assert page_request(NEWEST_FIRST, first=None, after=None, last=1).beyond is None
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "message"),
+    [
+        (5, 5, "not both"),
+        (None, None, "pass first .* or last"),
+        (None, 0, "last must be between 1 and 100, got 0"),
+        (None, MAX_PAGE + 1, "last must be between 1 and 100"),
+        (0, None, "first must be between 1 and 100"),
+        (None, True, "last must be between"),
+    ],
+)
+def test_a_request_with_a_bad_size_or_both_sizes_is_refused(
+    first: int | None, last: int | None, message: str
+) -> None:
+    with pytest.raises(PageSizeError, match=message):
+        page_request(BY_NAME, first=first, after=None, last=last)
+
+
+def test_a_before_cursor_is_checked_like_an_after_cursor() -> None:
+    other = cursor_for({"_id": ORDER_ID, "stock": 3}, LOW_STOCK_FIRST)
+
+    with pytest.raises(BadCursor, match="another listing"):
+        page_request(BY_NAME, first=None, after=None, last=3, before=other)
+    with pytest.raises(BadCursor, match="malformed"):
+        page_request(BY_NAME, first=None, after=None, last=3, before="garbage!")
+
+
+def test_the_reversed_ordering_flips_every_key_and_keeps_its_kind() -> None:
+    reversed_order = NEWEST_FIRST.reversed()
+
+    assert reversed_order.kind == NEWEST_FIRST.kind
+    assert reversed_order.sort() == [("placed_at", 1), ("_id", 1)]
+    assert reversed_order.reversed() == NEWEST_FIRST
+    # Strictly after in the reversed order is strictly before in the listing's.
+    assert reversed_order.after((PLACED_AT, ORDER_ID)) == {
+        "placed_at": {"$gte": PLACED_AT},
+        "$or": [
+            {"placed_at": {"$gt": PLACED_AT}},
+            {"placed_at": PLACED_AT, "_id": {"$gt": ORDER_ID}},
+        ],
+    }
+
+
+def test_an_inclusive_keyset_filter_also_matches_the_cursors_own_document() -> None:
+    assert BY_NAME.after(("mug", ORDER_ID), inclusive=True) == {
+        "name": {"$gte": "mug"},
+        "$or": [
+            {"name": {"$gt": "mug"}},
+            {"name": "mug", "_id": {"$gt": ORDER_ID}},
+            {"name": "mug", "_id": ORDER_ID},
+        ],
+    }
+
+
+def test_a_window_between_two_cursors_bounds_both_sides() -> None:
+    low, high = ("a", ORDER_ID), ("z", ORDER_ID)
+    request = PageRequest(3, backward=True, after=low, before=high)
+
+    query = windowed({"in_stock": True}, BY_NAME, request)
+
+    assert query == {
+        "$and": [
+            {"in_stock": True} | BY_NAME.after(low),
+            BY_NAME.reversed().after(high),
+        ]
+    }
+    assert windowed({}, BY_NAME, PageRequest(3)) == {}
+
+
+def test_a_backward_page_is_fetched_in_reverse_and_handed_back_in_order() -> None:
+    docs = [{"_id": f"0000000{i}-0000-4000-8000-000000000000", "name": f"n{i}"} for i in range(4)]
+    fetched_from_the_end = docs[::-1]  # the scan walks the index in reverse
+
+    page = page_of(fetched_from_the_end, BY_NAME, 3, backward=True, beyond=True)
+
+    assert page.items == docs[1:]
+    assert page.cursors == [cursor_for(doc, BY_NAME) for doc in docs[1:]]
+    assert (page.start_cursor, page.end_cursor) == (page.cursors[0], page.cursors[-1])
+    # More lay beyond the scan's end (before the page); `beyond`: something follows it.
+    assert (page.has_previous, page.has_next) == (True, True)
+    first_page = page_of(docs[:2][::-1], BY_NAME, 3, backward=True)
+    assert first_page.items == docs[:2]
+    assert (first_page.has_previous, first_page.has_next) == (False, False)
+    forward = page_of(docs, BY_NAME, 3, beyond=True)
+    assert (forward.has_previous, forward.has_next) == (True, True)
+    empty: Page[dict[str, str]] = page_of([], BY_NAME, 3, backward=True, beyond=True)
+    assert (empty.start_cursor, empty.end_cursor, empty.has_next) == (None, None, True)

@@ -129,3 +129,17 @@ def test_an_operation_over_the_budget_is_refused_with_its_cost() -> None:
     (error,) = result.errors
     assert error.extensions == {"code": "QUERY_TOO_COMPLEX", "cost": 110, "budget": 100}
     assert result.data is None
+
+
+def test_last_prices_a_page_like_first_and_a_total_count_is_one_more_read() -> None:
+    page = "edges { node { id } } pageInfo { hasPreviousPage startCursor }"
+    by_first = cost(f"{{ myOrders(first: 100) {{ {page} }} }}")
+
+    assert cost(f"{{ myOrders(last: 100) {{ {page} }} }}") == by_first == 10 + 1 + 100 * 2
+    # `last` with the contract's default `first` (20) costs what `last` asks for.
+    assert cost(f'{{ products(last: 50, before: "x") {{ {page} }} }}') == 10 + 1 + 50 * 2
+    text = f"query($n: Int) {{ inventory(last: $n) {{ {page} }} }}"
+    assert cost(text, {"n": 90}) == 10 + 1 + 90 * 2
+    assert cost(text, {"n": 10_000}) == 10 + 1 + 100 * 2
+    assert cost("{ products(first: 5) { totalCount } }") == 10 + 10
+    assert cost("{ myOrders(last: 5) { totalCount edges { cursor } } }") == 10 + 10 + 5
