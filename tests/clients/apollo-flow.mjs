@@ -3,14 +3,16 @@ import assert from "node:assert/strict";
 import { gql } from "@apollo/client/core/index.js";
 import WebSocket from "ws";
 import {
-  CANCEL_ORDER, MY_ORDERS, MY_ORDERS_UPDATED, ORDER, PLACE_ORDER, SIGN_UP,
+  CANCEL_ORDER, MY_ORDERS, MY_ORDERS_UPDATED, ORDER, PLACE_ORDER, POSSIBLE_TYPES, SIGN_UP,
   adminProduct, env, unique, within,
 } from "./flow.mjs";
 import { shopApolloClient } from "./shop-apollo.mjs";
 
 const url = env("SHOP_URL");
 let token = null;
-const client = shopApolloClient({ url, getToken: () => token, webSocketImpl: WebSocket });
+const client = shopApolloClient({
+  url, getToken: () => token, webSocketImpl: WebSocket, possibleTypes: POSSIBLE_TYPES,
+});
 
 try {
   const product = await adminProduct(url, env("ADMIN_TOKEN"));
@@ -52,6 +54,26 @@ try {
   const merged = client.readQuery({ query: gql(MY_ORDERS), variables: { first: 2 } });
   const ids = merged.myOrders.edges.map((edge) => edge.node.id);
   assert.deepEqual([...ids].sort(), [...placed].sort(), "every order once, across the pages");
+  assert.equal(merged.myOrders.totalCount, placed.length);
+
+  // And backward, from the end: `last`/`before` pages, which relayStylePagination
+  // prepends, make up the same list (the cache's list dropped first).
+  client.cache.evict({ fieldName: "myOrders" });
+  let list = (await client.query({ query: gql(MY_ORDERS), variables: { last: 2 }, fetchPolicy: "network-only" })).data.myOrders;
+  while (list.pageInfo.hasPreviousPage) {
+    list = (await client.query({
+      query: gql(MY_ORDERS), variables: { last: 2, before: list.pageInfo.startCursor }, fetchPolicy: "network-only",
+    })).data.myOrders;
+  }
+  assert.deepEqual(list.edges.map((edge) => edge.node.id), ids, "paging backward walks the same list");
+
+  // possibleTypes: a fragment on a union member matches through the union.
+  const union = client.readFragment({
+    id: `Order:${placed[0]}`,
+    fragment: gql`fragment O on Order { id status }`,
+  });
+  assert.equal(union.id, placed[0]);
+  assert.ok(client.cache.policies.fragmentMatches("OrderSuccess", "PlaceOrderResult"));
 
   // A subscription event after a mutation: the cancellation reaches the websocket (live,
   // or replayed from afterToken if it subscribed late), and the cache's Order is updated.

@@ -1,5 +1,6 @@
 // The shop flow every client test runs, written once: what a storefront does.
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 
 export const SIGN_UP = `mutation SignUp($input: SignUpInput!) {
   signUp(input: $input) {
@@ -27,10 +28,11 @@ export const CANCEL_ORDER = `mutation CancelOrder($input: OrderIdInput!) {
   }
 }`;
 export const ORDER = `query Order($id: ID!) { order(id: $id) { id status totalCents } }`;
-export const MY_ORDERS = `query MyOrders($first: Int, $after: String) {
-  myOrders(first: $first, after: $after) {
+export const MY_ORDERS = `query MyOrders($first: Int, $after: String, $last: Int, $before: String) {
+  myOrders(first: $first, after: $after, last: $last, before: $before) {
+    totalCount
     edges { cursor node { id status } }
-    pageInfo { hasNextPage endCursor }
+    pageInfo { hasNextPage endCursor hasPreviousPage startCursor }
   }
 }`;
 export const MY_ORDERS_UPDATED = `subscription MyOrdersUpdated($after: String) {
@@ -69,3 +71,8 @@ export function within(budgetMs, what, promise) {
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+// The map Apollo's `possibleTypes` wants (`shop schema possible-types` writes the file).
+export const POSSIBLE_TYPES = JSON.parse(
+  await readFile(new URL("../../possible-types.json", import.meta.url), "utf8"),
+);

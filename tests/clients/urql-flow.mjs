@@ -47,6 +47,18 @@ for (;;) {
 }
 assert.deepEqual([...seen].sort(), [...placed].sort());
 
+// And backward from the end, by `last`/`before`: the same list.
+const backward = [];
+let before = null;
+for (;;) {
+  const page = ok(await client.query(MY_ORDERS, { last: 2, before }, { requestPolicy: "network-only" }).toPromise());
+  backward.unshift(...page.myOrders.edges.map((edge) => edge.node.id));
+  assert.equal(page.myOrders.totalCount, placed.length);
+  if (!page.myOrders.pageInfo.hasPreviousPage) break;
+  before = page.myOrders.pageInfo.startCursor;
+}
+assert.deepEqual(backward, seen);
+
 // A subscription event after a mutation.
 const cancelled = new Promise((resolve, reject) => {
   const { unsubscribe } = client
