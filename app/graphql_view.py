@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.types.unset import UnsetType
 
+from app.graphql_http.refusals import bad_request
+from app.graphql_http.view import GraphQLOverHTTP, HttpRules
 from app.ws_frames import FrameReader
 from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
@@ -49,12 +49,13 @@ def correlation_id(request: Request | WebSocket) -> str:
     return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-class ShopGraphQL(GraphQL[Context, None]):
+class ShopGraphQL(GraphQLOverHTTP):
     """Strawberry's view with our context, and websockets held to the HTTP rules: frames
     up to `max_frame_bytes`, `max_connections_per_address` open sockets per client
-    address, the socket's identity no longer than its token (app.ws_protocols)."""
+    address, the socket's identity no longer than its token (app.ws_protocols); HTTP held
+    to GraphQL over HTTP (app/graphql_http/)."""
 
-    websocket_adapter_class = FrameReader
+    websocket_adapter_class = FrameReader  # type: ignore[assignment]  # as strawberry.asgi.GraphQL
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
@@ -64,13 +65,18 @@ class ShopGraphQL(GraphQL[Context, None]):
         *,
         max_frame_bytes: int,
         max_connections_per_address: int,
+        http_rules: HttpRules | None = None,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
+        self.http_rules = http_rules or HttpRules()
         self.max_frame_bytes = max_frame_bytes
         self.connections = ConnectionsPerAddress(max_connections_per_address)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.serve_http(scope, receive, send)
+            return
         if scope["type"] != "websocket":
             await super().__call__(scope, receive, send)
             return
@@ -130,11 +136,9 @@ class ShopGraphQL(GraphQL[Context, None]):
         return orjson.dumps(data).decode()
 
     def parse_json(self, data: str | bytes) -> Any:
-        """A 400, not a 500, for bodies that are not JSON objects (or batches of them)."""
+        """A coded 400, not a 500, for JSON that does not parse (multipart parts, when on;
+        bodies and GET parameters are parsed in app/graphql_http/requests.py)."""
         try:
-            decoded = orjson.loads(data)  # refuses invalid UTF-8 and NaN too
+            return orjson.loads(data)  # refuses invalid UTF-8 and NaN too
         except orjson.JSONDecodeError:
-            raise HTTPException(400, "Unable to parse request body as JSON") from None
-        if not isinstance(decoded, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object")
-        return decoded
+            raise bad_request("Unable to parse the JSON in the request") from None
