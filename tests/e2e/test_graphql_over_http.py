@@ -152,6 +152,15 @@ async def test_the_response_media_type_follows_the_accept_header(
     assert response.json()["data"] == {"__typename": "Query"}
 
 
+async def test_a_browser_still_gets_graphiqls_page(api: Api) -> None:
+    response = await api.client.http.get(
+        "/graphql", headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
 # --- status codes: graphql-response+json against the legacy application/json -------------
 
 
