@@ -15,6 +15,8 @@ from starlette.routing import Route, WebSocketRoute
 
 from app.bootstrap import build_clients
 from app.graphiql import graphiql_routes
+from app.graphql_http.requests import BatchPolicy
+from app.graphql_http.view import HttpRules
 from app.graphql_view import Services, ShopGraphQL
 from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
@@ -70,6 +72,14 @@ def query_limits(settings: Settings) -> tuple[QueryLimits, Budgets]:
     return limits, budgets
 
 
+def http_rules(settings: Settings) -> HttpRules:
+    """Batching and GET caching as the settings ask (app/graphql_http/)."""
+    return HttpRules(
+        batches=BatchPolicy(settings.batching, settings.batch_max_operations),
+        get_max_age_seconds=settings.get_cache_max_age_seconds,
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     """The app for fully resolved settings (every URL set)."""
     if not (settings.database_url and settings.redis_url and settings.mongodb_url):
@@ -92,6 +102,7 @@ def create_app(settings: Settings) -> Starlette:
         max_subscriptions_per_connection=settings.ws_max_subscriptions_per_connection,
         max_frame_bytes=settings.max_body_bytes,
         max_connections_per_address=settings.ws_max_connections_per_address,
+        http_rules=http_rules(settings),
     )
 
     streams = EventStreams(graphql, keep_alive_s=settings.sse_keep_alive_seconds)

@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.types.unset import UnsetType
 
 from app.graphiql import page_response
+from app.graphql_http.refusals import bad_request
+from app.graphql_http.view import GraphQLOverHTTP, HttpRules
 from app.origins import BrowserOrigins
 from app.ws_frames import FrameReader
 from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
@@ -51,12 +51,13 @@ def correlation_id(request: Request | WebSocket) -> str:
     return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-class ShopGraphQL(GraphQL[Context, None]):
+class ShopGraphQL(GraphQLOverHTTP):
     """Strawberry's view with our context, and websockets held to the HTTP rules: frames
     up to `max_frame_bytes`, `max_connections_per_address` open sockets per client
-    address, the socket's identity no longer than its token (app.ws_protocols)."""
+    address, the socket's identity no longer than its token (app.ws_protocols); HTTP held
+    to GraphQL over HTTP (app/graphql_http/)."""
 
-    websocket_adapter_class = FrameReader
+    websocket_adapter_class = FrameReader  # type: ignore[assignment]  # as strawberry.asgi.GraphQL
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
@@ -67,14 +68,19 @@ class ShopGraphQL(GraphQL[Context, None]):
         max_frame_bytes: int,
         max_connections_per_address: int,
         origins: BrowserOrigins,
+        http_rules: HttpRules | None = None,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self.origins = origins
+        self.http_rules = http_rules or HttpRules()
         self.max_frame_bytes = max_frame_bytes
         self.connections = ConnectionsPerAddress(max_connections_per_address)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.serve_http(scope, receive, send)
+            return
         if scope["type"] != "websocket":
             await super().__call__(scope, receive, send)
             return
@@ -142,11 +148,9 @@ class ShopGraphQL(GraphQL[Context, None]):
         return orjson.dumps(data).decode()
 
     def parse_json(self, data: str | bytes) -> Any:
-        """A 400, not a 500, for bodies that are not JSON objects (or batches of them)."""
+        """A coded 400, not a 500, for JSON that does not parse (multipart parts, when on;
+        bodies and GET parameters are parsed in app/graphql_http/requests.py)."""
         try:
-            decoded = orjson.loads(data)  # refuses invalid UTF-8 and NaN too
+            return orjson.loads(data)  # refuses invalid UTF-8 and NaN too
         except orjson.JSONDecodeError:
-            raise HTTPException(400, "Unable to parse request body as JSON") from None
-        if not isinstance(decoded, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object")
-        return decoded
+            raise bad_request("Unable to parse the JSON in the request") from None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.graphql_http.negotiation import JSON, negotiate
+from app.graphql_http.refusals import error_body
 
 
 class BodyTooLarge(Exception):
@@ -23,7 +26,7 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         received = 0
         started = False
@@ -46,26 +49,23 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "errors": [
-                    {
-                        "message": f"the request body is larger than {self.max_bytes} bytes",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            }
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = error_body(
+            f"the request body is larger than {self.max_bytes} bytes", "PAYLOAD_TOO_LARGE"
         )
+        # In the media type the client asked for, as every GraphQL-over-HTTP refusal is.
+        accept = Headers(scope=scope).get("accept")
+        media_type = negotiate(accept) or JSON
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", f"{media_type}; charset=utf-8".encode()),
                     (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
                 ],
             }
         )

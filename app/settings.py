@@ -148,6 +148,15 @@ class Settings(BaseSettings):
     # gives up, in every process (API, worker, CLI), so an outage fails fast and is retried.
     redis_timeout_ms: int = Field(default=2000, gt=0)
 
+    # GraphQL over HTTP (issue 9, part 3; docs/decisions/0041-0043). JSON-array bodies
+    # (Apollo's BatchHttpLink) are refused unless BATCHING is on; a batch then holds at most
+    # this many operations, run in order against one request's cost budget.
+    batching: bool = False
+    batch_max_operations: int = Field(default=10, ge=1)
+    # Cache-Control max-age of a successful GET query sent without credentials or a
+    # consistency token (everything else is no-store); 0: caches must ask every time.
+    get_cache_max_age_seconds: int = Field(default=0, ge=0)
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEFAULT_JWT_SECRET:

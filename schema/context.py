@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from reads.service import QueryService, Served
 from schema.auth import TokenService, token_expired
 from schema.consistency import ConsistencyTokens
+from schema.limits.config import SharedBudget
 from schema.throttling import AuthThrottles
 from writes.bus import MessageBus
 from writes.commands import Actor
@@ -33,6 +34,8 @@ class Context:
     # Set by strawberry from a websocket's connection_init payload.
     connection_params: dict[str, Any] | None = None
     served: list[Served] = field(default_factory=list)
+    # The budget a batch's operations share (app/graphql_http/view.py); None: one operation.
+    shared_budget: SharedBudget | None = None
     _actor: Actor | None = field(default=None, init=False)
     _actor_known: bool = field(default=False, init=False)
     _expires_at: int | None = field(default=None, init=False)

@@ -22,7 +22,8 @@ from writes.errors import Forbidden, Unauthenticated
 log = logging.getLogger(__name__)
 
 # Raised before anything runs for requests with no query, an unknown operation name or
-# an operation the HTTP method does not allow; strawberry's view turns them into 400s.
+# an operation the HTTP method does not allow; the view answers them with coded JSON
+# refusals of its own (app/graphql_http/refusals.py).
 _HTTP_LEVEL_ERRORS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
 
 
@@ -46,7 +47,7 @@ class ErrorCodes(SchemaExtension):
         try:
             yield
         except _HTTP_LEVEL_ERRORS:
-            raise  # the view answers these with a 400 of its own
+            raise  # the view answers these with a refusal of its own
         except Exception as exc:
             # ParserCache and ValidationCache work inside their own hooks, where strawberry
             # does not catch: a syntax error escapes through here and becomes the result's

@@ -32,3 +32,11 @@ class Budgets:
         if role == "CUSTOMER":
             return self.customer
         return self.anonymous
+
+
+@dataclass
+class SharedBudget:
+    """One budget that the operations of one HTTP request draw on in turn (a batch):
+    each is priced against what the ones before it left (decision 0042)."""
+
+    spent: int = 0

@@ -22,7 +22,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema import schema as strawberry_schema
 
 from schema.errors import ApiError
-from schema.limits.config import Budgets, QueryLimits
+from schema.limits.config import Budgets, QueryLimits, SharedBudget
 from schema.limits.costs import operation_cost, size_variables
 from schema.limits.document import (
     DocumentShapes,
@@ -182,6 +182,8 @@ class DocumentLimits(SchemaExtension):
         invalid = self._validated(entry, document)
         if invalid:
             self.cost = None  # nothing runs: there is no cost to report
+        elif self.cost is not None and (shared := _shared_budget(context.context)) is not None:
+            shared.spent += self.cost
         return invalid
 
     def _verdict(
@@ -256,7 +258,9 @@ class DocumentLimits(SchemaExtension):
             entry.costs.put((key, values), cost)
         role, bad_token = _role(self.execution_context.context)
         budget = self.state.budgets.for_role(role)
-        if cost > budget and bad_token is not None:
+        shared = _shared_budget(self.execution_context.context)
+        spent = 0 if shared is None else shared.spent
+        if cost > budget - spent and bad_token is not None:
             # A valid token might have had the budget: the token is what to fix first.
             return [GraphQLError(str(bad_token), original_error=bad_token)]
         if cost > budget:
@@ -267,6 +271,18 @@ class DocumentLimits(SchemaExtension):
                     "ask for smaller pages or fewer fields, or split it.",
                     cost=cost,
                     budget=budget,
+                )
+            ]
+        if cost > budget - spent:
+            return [
+                refusal(
+                    "QUERY_TOO_COMPLEX",
+                    f"This operation costs {cost}, over the {budget - spent} left of the "
+                    f"budget of {budget} per request by the batch's earlier operations: "
+                    "send it in a request of its own, or in a smaller batch.",
+                    cost=cost,
+                    budget=budget,
+                    spent=spent,
                 )
             ]
         self.cost, self.budget = cost, budget
@@ -287,6 +303,11 @@ def _role(context: object) -> tuple[str | None, ApiError | None]:
         return None, refused
     role = getattr(found, "role", None)
     return (None if role is None else str(role)), None
+
+
+def _shared_budget(context: object) -> SharedBudget | None:
+    shared = getattr(context, "shared_budget", None)
+    return shared if isinstance(shared, SharedBudget) else None
 
 
 def without_suggestion(error: GraphQLError) -> GraphQLError:

@@ -55,6 +55,11 @@ CLEAR_CODES = {
     "UNAUTHENTICATED",
     "FORBIDDEN",
     "PAYLOAD_TOO_LARGE",
+    # HTTP-level refusals (app/graphql_http/refusals.py)
+    "BAD_REQUEST",
+    "BATCHING_DISABLED",
+    "METHOD_NOT_ALLOWED",
+    "UNSUPPORTED_MEDIA_TYPE",
 }
 
 PRODUCT = "<product>"  # replaced by the id of a product with stock
@@ -337,16 +342,17 @@ def nan_quantity(world: World) -> bytes:
 
 
 RAW_CASES = [
-    RawCase("invalid JSON", lambda w: post(json.dumps(valid_order_body(w)).encode()[:-2]), 400),
-    RawCase("invalid UTF-8", lambda w: post(b'{"query": "\xff\xfe"}'), 400),
-    RawCase("a JSON string body", lambda w: post(b'"mutation { placeOrder }"'), 400),
-    RawCase("a JSON null body", lambda w: post(b"null"), 400),
-    RawCase("no query", lambda w: post(json.dumps({"variables": {}}).encode()), 400),
-    RawCase("query not a string", lambda w: post(b'{"query": 1}'), 400),
-    RawCase("variables not an object", lambda w: post(b'{"query": "{ __typename }", "variables": [1]}'), 400),
-    RawCase("NaN quantity (not JSON)", lambda w: post(nan_quantity(w)), (200, 400)),
-    RawCase("text/plain body", lambda w: post(json.dumps(valid_order_body(w)).encode(), "text/plain"), 400),
-    RawCase("a mutation over GET", lambda w: {"method": "GET", "params": {"query": valid_order_body(w)["query"], "variables": json.dumps(valid_order_body(w)["variables"])}}, (400, 405)),
+    RawCase("invalid JSON", lambda w: post(json.dumps(valid_order_body(w)).encode()[:-2]), 400, "BAD_REQUEST"),
+    RawCase("invalid UTF-8", lambda w: post(b'{"query": "\xff\xfe"}'), 400, "BAD_REQUEST"),
+    RawCase("a JSON string body", lambda w: post(b'"mutation { placeOrder }"'), 400, "BAD_REQUEST"),
+    RawCase("a JSON null body", lambda w: post(b"null"), 400, "BAD_REQUEST"),
+    RawCase("no query", lambda w: post(json.dumps({"variables": {}}).encode()), 400, "BAD_REQUEST"),
+    RawCase("query not a string", lambda w: post(b'{"query": 1}'), 400, "BAD_REQUEST"),
+    RawCase("variables not an object", lambda w: post(b'{"query": "{ __typename }", "variables": [1]}'), 400, "BAD_REQUEST"),
+    RawCase("NaN quantity (not JSON)", lambda w: post(nan_quantity(w)), 400, "BAD_REQUEST"),
+    RawCase("text/plain body", lambda w: post(json.dumps(valid_order_body(w)).encode(), "text/plain"), 415, "UNSUPPORTED_MEDIA_TYPE"),
+    RawCase("a batch, batching being off", lambda w: post(json.dumps([valid_order_body(w)]).encode()), 400, "BATCHING_DISABLED"),
+    RawCase("a mutation over GET", lambda w: {"method": "GET", "params": {"query": valid_order_body(w)["query"], "variables": json.dumps(valid_order_body(w)["variables"])}}, 405, "METHOD_NOT_ALLOWED"),
     RawCase("body over the limit", lambda w: post(oversized(w)), 413, "PAYLOAD_TOO_LARGE"),
     RawCase("streamed body over the limit", lambda w: post(oversized(w)) | {"content": in_chunks(oversized(w))}, 413, "PAYLOAD_TOO_LARGE"),
 ]  # fmt: skip
@@ -468,6 +474,7 @@ async def test_a_malformed_request_gets_a_clear_error_and_writes_nothing(
     assert_clear(response)
     allowed = case.status if isinstance(case.status, tuple) else (case.status,)
     assert response.status_code in allowed, response.text[:500]
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
     if case.code is not None:
         assert [e["extensions"]["code"] for e in response.json()["errors"]] == [case.code]
     assert await write_store(engine, world) == before
