@@ -22,6 +22,9 @@ from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
 from app.metrics import ApiMetrics, metrics_route
 from app.origins import BrowserOrigins
+from app.persisted.manifest import TrustedDocuments
+from app.persisted.resolver import PersistedQueries
+from app.persisted.store import ApqStore
 from app.settings import Settings
 from app.sse import EventStreams
 from app.throttles import RedisThrottle
@@ -80,12 +83,26 @@ def http_rules(settings: Settings) -> HttpRules:
     )
 
 
+def trusted_documents(settings: Settings) -> TrustedDocuments:
+    """The manifest of trusted documents, read before serving: one that cannot be read stops
+    the start-up (an API without it would refuse every persisted-only client)."""
+    trusted = (
+        TrustedDocuments.load(settings.trusted_documents_path)
+        if settings.trusted_documents_path is not None
+        else TrustedDocuments()
+    )
+    if settings.persisted_queries == "persisted_only" and not trusted:
+        raise ValueError("PERSISTED_QUERIES=persisted_only needs TRUSTED_DOCUMENTS_PATH")
+    return trusted
+
+
 def create_app(settings: Settings) -> Starlette:
     """The app for fully resolved settings (every URL set)."""
     if not (settings.database_url and settings.redis_url and settings.mongodb_url):
         raise ValueError("create_app needs DATABASE_URL, MONGODB_URL and REDIS_URL resolved")
     limits, budgets = query_limits(settings)
     origins = BrowserOrigins.from_settings(settings)
+    trusted = trusted_documents(settings)
     metrics = ApiMetrics(settings.metrics_max_operation_names)
     schema = build_schema(
         limits=limits,
@@ -138,6 +155,16 @@ def create_app(settings: Settings) -> Starlette:
                     sessions,
                     settings.consistency_wait_ms / 1000,
                     SearchLimits(settings.max_search_characters, settings.max_search_words),
+                ),
+                persisted=PersistedQueries(
+                    settings.persisted_queries,
+                    ApqStore(
+                        redis,
+                        settings.redis_prefix,
+                        settings.apq_ttl_seconds,
+                        settings.apq_max_documents,
+                    ),
+                    trusted,
                 ),
                 throttles=AuthThrottles(
                     RedisThrottle(redis, settings.redis_prefix),

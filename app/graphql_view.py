@@ -18,8 +18,10 @@ from strawberry.types.unset import UnsetType
 
 from app.graphiql import page_response
 from app.graphql_http.refusals import bad_request
-from app.graphql_http.view import GraphQLOverHTTP, HttpRules
+from app.graphql_http.view import HttpRules
 from app.origins import BrowserOrigins
+from app.persisted.resolver import PersistedQueries
+from app.persisted.view import PersistedDocumentsView
 from app.ws_frames import FrameReader
 from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
@@ -43,6 +45,7 @@ class Services:
     consistency: ConsistencyTokens
     queries: QueryService
     throttles: AuthThrottles
+    persisted: PersistedQueries
 
 
 def correlation_id(request: Request | WebSocket) -> str:
@@ -51,7 +54,7 @@ def correlation_id(request: Request | WebSocket) -> str:
     return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-class ShopGraphQL(GraphQLOverHTTP):
+class ShopGraphQL(PersistedDocumentsView):
     """Strawberry's view with our context, and websockets held to the HTTP rules: frames
     up to `max_frame_bytes`, `max_connections_per_address` open sockets per client
     address, the socket's identity no longer than its token (app.ws_protocols); HTTP held

@@ -134,6 +134,15 @@ class Settings(BaseSettings):
     restart_backoff_ms: int = Field(default=500, gt=0)
     restart_backoff_max_ms: int = Field(default=10_000, gt=0)
 
+    # Persisted documents (app/persisted/): `apq` runs free-form documents and Apollo's
+    # automatic persisted queries (shared in Redis, kept `apq_ttl_seconds` after their last
+    # use, at most `apq_max_documents`); `persisted_only` runs the trusted documents of
+    # TRUSTED_DOCUMENTS_PATH only (a production choice); `off` refuses hashes.
+    persisted_queries: Literal["off", "apq", "persisted_only"] = "apq"
+    apq_ttl_seconds: int = Field(default=86_400, gt=0)
+    apq_max_documents: int = Field(default=10_000, gt=0)
+    trusted_documents_path: Path | None = None
+
     # Health and metrics (issue 10b; docs/operations.md). Each /readyz check gives up after
     # this long, so the probe itself never hangs on a store that stopped answering.
     readiness_check_timeout_ms: int = 2000

@@ -17,6 +17,14 @@ from strawberry.http import GraphQLRequestData, GraphQLRequestProtocol
 from app.graphql_http.refusals import Refused, bad_request, unsupported_media_type
 
 
+@dataclass
+class OperationRequest(GraphQLRequestData):
+    """An operation's parameters, with the id of a trusted document if it names one
+    (`documentId`, GraphQL over HTTP's persisted documents; `doc_id`, Relay's)."""
+
+    document_id: str | None = None
+
+
 @dataclass(frozen=True)
 class BatchPolicy:
     """JSON-array bodies (Apollo's BatchHttpLink) are refused unless `enabled`."""
@@ -62,7 +70,7 @@ def operation_from_query_string(
 ) -> GraphQLRequestData:
     """A GET request's operation; an empty parameter is as good as none (the spec)."""
     decoded: dict[str, Any] = {}
-    for name in ("query", "operationName", "variables", "extensions"):
+    for name in ("query", "operationName", "variables", "extensions", "documentId", "doc_id"):
         value = params.get(name)
         if value is None or value == "":
             continue
@@ -91,12 +99,16 @@ def operation(item: object, protocol: GraphQLRequestProtocol) -> GraphQLRequestD
         value = item.get(name)
         if value is not None and not isinstance(value, dict):
             raise bad_request(f"`{name}` must be an object (a map)")
-    return GraphQLRequestData(
+    document_id = item.get("documentId", item.get("doc_id"))
+    if document_id is not None and not isinstance(document_id, str):
+        raise bad_request("`documentId` must be a string")
+    return OperationRequest(
         query=query,
         variables=item.get("variables"),
         operation_name=operation_name,
         extensions=item.get("extensions"),
         protocol=protocol,
+        document_id=document_id,
     )
 
 

@@ -10,8 +10,19 @@ import { shopApolloClient } from "./shop-apollo.mjs";
 
 const url = env("SHOP_URL");
 let token = null;
+// Every request the client sends, to see the persisted-query link at work.
+const sent = [];
+const recordingFetch = async (input, init) => {
+  const response = await fetch(input, init);
+  const body = await response.clone().json();
+  const request = init?.body ? JSON.parse(init.body) : Object.fromEntries(new URL(input).searchParams);
+  const codes = (body.errors ?? []).map((error) => error.extensions?.code);
+  sent.push({ method: init?.method ?? "GET", hashOnly: !request.query, codes });
+  return response;
+};
 const client = shopApolloClient({
   url, getToken: () => token, webSocketImpl: WebSocket, possibleTypes: POSSIBLE_TYPES,
+  fetch: recordingFetch,
 });
 
 try {
@@ -94,7 +105,12 @@ try {
   await within(30_000, "the cancellation over the websocket", cancelled);
   const cached = client.cache.readFragment({ id: `Order:${placed[0]}`, fragment: gql`fragment S on Order { status }` });
   assert.equal(cached.status, "CANCELLED", "the cache normalised the pushed order by its id");
-  console.log(`apollo: ${placed.length} orders, ${ids.length} paged, cancellation pushed`);
+  // The persisted-query link: unknown hashes were sent again in full, and repeated
+  // queries were answered by hash alone, over GET.
+  const hits = sent.filter((r) => r.hashOnly && r.method === "GET" && r.codes.length === 0);
+  const misses = sent.filter((r) => r.codes.includes("PERSISTED_QUERY_NOT_FOUND"));
+  assert.ok(misses.length > 0 && hits.length >= 4, JSON.stringify(sent));
+  console.log(`apollo: ${placed.length} orders, ${ids.length} paged, ${hits.length} by hash, cancellation pushed`);
 } finally {
   client.stop();
   await client.clearStore().catch(() => {});

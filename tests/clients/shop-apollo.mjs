@@ -1,5 +1,6 @@
 // Apollo Client 3 for the shop API: the set-up docs/clients.md shows, verbatim.
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, split } from "@apollo/client/core/index.js";
+import { createPersistedQueryLink } from "@apollo/client/link/persisted-queries/index.js";
 import { GraphQLWsLink } from "@apollo/client/link/subscriptions/index.js";
 import { getMainDefinition, relayStylePagination } from "@apollo/client/utilities/index.js";
 import { createClient } from "graphql-ws";
@@ -27,7 +28,14 @@ export function consistencyLink() {
   return { link, latest: () => latest };
 }
 
-export function shopApolloClient({ url, getToken, webSocketImpl, possibleTypes = {} }) {
+// Automatic persisted queries: a query travels as its sha256 (over GET, cacheable) once the
+// server has seen its text; crypto.subtle is in browsers and in Node 20.
+async function sha256(text) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+export function shopApolloClient({ url, getToken, webSocketImpl, possibleTypes = {}, fetch }) {
   const consistency = consistencyLink();
   const auth = new ApolloLink((operation, forward) => {
     const token = getToken();
@@ -38,7 +46,8 @@ export function shopApolloClient({ url, getToken, webSocketImpl, possibleTypes =
     }
     return forward(operation);
   });
-  const http = new HttpLink({ uri: url });
+  const persisted = createPersistedQueryLink({ sha256, useGETForHashedQueries: true });
+  const http = new HttpLink({ uri: url, fetch });
   const ws = new GraphQLWsLink(
     createClient({
       url: url.replace(/^http/, "ws"),
@@ -55,7 +64,7 @@ export function shopApolloClient({ url, getToken, webSocketImpl, possibleTypes =
     return definition.kind === "OperationDefinition" && definition.operation === "subscription";
   };
   return new ApolloClient({
-    link: split(isSubscription, ws, ApolloLink.from([auth, consistency.link, http])),
+    link: split(isSubscription, ws, ApolloLink.from([auth, consistency.link, persisted, http])),
     cache: new InMemoryCache({
       // Result unions (e.g. PlaceOrderResult): `shop schema possible-types` writes this map.
       possibleTypes,
