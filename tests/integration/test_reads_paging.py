@@ -465,14 +465,14 @@ async def test_the_fallback_uses_the_orders_index_for_its_keyset(engine: AsyncEn
     assert "ROW(placed_at, id) < ROW(" in plan, plan
 
 
-def _stages(plan: Doc) -> list[Doc]:
+def plan_stages(plan: Doc) -> list[Doc]:
     """Every stage of a winning plan, outermost first."""
     found = [plan]
     for key in ("inputStage", "queryPlan"):
         if key in plan:
-            found += _stages(plan[key])
+            found += plan_stages(plan[key])
     for child in plan.get("inputStages", []):
-        found += _stages(child)
+        found += plan_stages(child)
     return found
 
 
@@ -507,7 +507,7 @@ async def test_the_next_pages_queries_walk_an_index_without_sorting(
         keyset = ordering.after(decode_cursor(cursor, ordering))
         query = {"$and": [where, keyset]} if where.keys() & keyset.keys() else where | keyset
         explained = await coll.find(query).sort(ordering.sort()).limit(4).explain()
-        stages = _stages(explained["queryPlanner"]["winningPlan"])
+        stages = plan_stages(explained["queryPlanner"]["winningPlan"])
         names = [stage.get("stage") for stage in stages]
         assert "SORT" not in names, (indexes, names)
         used = {stage.get("indexName") for stage in stages} - {None}

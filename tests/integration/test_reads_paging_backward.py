@@ -34,7 +34,13 @@ from reads.products import (
 )
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
-from tests.integration.test_reads_paging import collection, named_product, new_tag, settle
+from tests.integration.test_reads_paging import (
+    plan_stages,
+    collection,
+    named_product,
+    new_tag,
+    settle,
+)
 from tests.pipeline import Pipeline, isolated_pipeline
 from tests.support import CANCEL_ORDER
 
@@ -209,16 +215,6 @@ async def test_every_listing_pages_backward_as_it_pages_forward_on_both_stores(
         assert await fallback.count_low_stock(session, below=below) == everything_low
 
 
-def _stages(plan: Doc) -> list[Doc]:
-    found = [plan]
-    for key in ("inputStage", "queryPlan"):
-        if key in plan:
-            found += _stages(plan[key])
-    for child in plan.get("inputStages", []):
-        found += _stages(child)
-    return found
-
-
 async def test_backward_pages_walk_the_forward_indexes_in_reverse_without_sorting(
     api: Api, admin_token: str, customer: Customer, pipeline: Pipeline
 ) -> None:
@@ -251,7 +247,7 @@ async def test_backward_pages_walk_the_forward_indexes_in_reverse_without_sortin
             request = page_request(ordering, first=None, after=after, last=4, before=before)
             query = windowed(where, ordering, request)
             explained = await coll.find(query).sort(ordering.reversed().sort()).limit(5).explain()
-            stages = _stages(explained["queryPlanner"]["winningPlan"])
+            stages = plan_stages(explained["queryPlanner"]["winningPlan"])
             assert "SORT" not in [stage.get("stage") for stage in stages], stages
             used = {stage.get("indexName") for stage in stages} - {None}
             assert used, stages
