@@ -35,10 +35,10 @@ from reads.products import (
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
 from tests.integration.test_reads_paging import (
-    plan_stages,
     collection,
     named_product,
     new_tag,
+    plan_stages,
     settle,
 )
 from tests.pipeline import Pipeline, isolated_pipeline
