@@ -61,6 +61,14 @@ class QueryService:
         self._search_limits = search_limits
         self._head = LogHead(self._log_head)
 
+    async def projection_statuses(self) -> list[Document]:
+        """Every projection's state (ReadModel.statuses); it lives in MongoDB alone, so an
+        outage is ReadModelUnavailable."""
+        try:
+            return await self.read_model.statuses()
+        except PyMongoError as exc:
+            raise ReadModelUnavailable(str(exc)) from exc
+
     async def order(self, order_id: str, at: int | None) -> tuple[Document | None, Served | None]:
         async def projected() -> Document | None:
             return await orders.order_by_id(await self._collection("orders"), order_id)

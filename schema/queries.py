@@ -5,18 +5,23 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import strawberry
-from pymongo.errors import PyMongoError
 
 from schema.connections import OrderConnection, ProductConnection, page_sizes
 from schema.context import Info
 from schema.customers import Customer
 from schema.enums import OrderStatus
-from schema.errors import ApiError
 from schema.node import Node
 from schema.orders import Order
 from schema.products import Product
 from schema.projections import ProjectionStatus
-from schema.reading import admin, may_read_order, read, read_dashboard, signed_in
+from schema.reading import (
+    admin,
+    coded_read_errors,
+    may_read_order,
+    read,
+    read_dashboard,
+    signed_in,
+)
 from schema.sales import DEFAULT_DAYS, DEFAULT_TOP, SalesDashboard
 
 DEFAULT_PAGE = 20
@@ -172,12 +177,8 @@ class Query:
     @strawberry.field(description="Where each projection stands (admin).")
     async def projections(self, info: Info) -> list[ProjectionStatus]:
         admin(info)
-        try:
-            docs = await info.context.queries.read_model.statuses()
-        except PyMongoError as exc:
-            raise ApiError(
-                "READ_MODEL_UNAVAILABLE", f"the read model cannot be reached: {exc}"
-            ) from None
+        with coded_read_errors():
+            docs = await info.context.queries.projection_statuses()
         return [ProjectionStatus.from_document(doc) for doc in docs]
 
 

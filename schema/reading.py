@@ -19,7 +19,8 @@ T = TypeVar("T")
 
 
 @contextmanager
-def _coded() -> Iterator[None]:
+def coded_read_errors() -> Iterator[None]:
+    """The read side's refusals and outages as the API's coded errors."""
     try:
         yield
     except (
@@ -40,7 +41,7 @@ def _coded() -> Iterator[None]:
 async def read(info: Info, reader: Callable[[int | None], Awaitable[tuple[T, Served | None]]]) -> T:
     """Call `reader` with the client's consistency position and record where it was served."""
     ctx = info.context
-    with _coded():
+    with coded_read_errors():
         value, served = await reader(ctx.read_position())
     ctx.record(served)
     return value
