@@ -51,7 +51,7 @@ def bad_request(message: str, code: str = "BAD_REQUEST") -> Refused:
 
 
 def method_not_allowed(method: str) -> Refused:
-    # PUT and DELETE reserve and stop graphql-sse streams (app/sse.py) before this view.
+    # PUT and DELETE reserve and stop graphql-sse streams (app/sse/) before this view.
     return Refused(
         405,
         "METHOD_NOT_ALLOWED",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sse_wire import wants_event_stream
+from app.sse.wire import wants_event_stream
 
 URQL = (
     "application/graphql-response+json, application/graphql+json, application/json, "

@@ -30,10 +30,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.graphql_view import ShopGraphQL
-from app.sse_operations import end_for_expiry, operation, read_operation, response_headers
-from app.sse_reserved import RESERVATION_WAIT_S, ReservedStreams
-from app.sse_stream import EventStream
-from app.sse_wire import TOKEN_HEADER, TOKEN_PARAM, query_param, send_json_error, wants_event_stream
+from app.sse.operations import end_for_expiry, operation, read_operation, response_headers
+from app.sse.reserved import RESERVATION_WAIT_S, ReservedStreams
+from app.sse.stream import EventStream
+from app.sse.wire import TOKEN_HEADER, TOKEN_PARAM, query_param, send_json_error, wants_event_stream
 from app.ws_limits import client_address
 from app.ws_protocols import IdentityExpiry
 from schema.context import Context

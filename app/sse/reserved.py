@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Send
 
-from app.sse_operations import identity_refusal, operation, read_operation
-from app.sse_stream import EventStream
-from app.sse_wire import query_param, send_empty, send_json_error
+from app.sse.operations import identity_refusal, operation, read_operation
+from app.sse.stream import EventStream
+from app.sse.wire import query_param, send_empty, send_json_error
 from app.ws_limits import client_address
 from app.ws_messages import TOO_MANY_SUBSCRIPTIONS, too_many_subscriptions
 from schema.context import Context

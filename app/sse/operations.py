@@ -14,8 +14,8 @@ from starlette.types import Send
 from strawberry.types.graphql import OperationType
 
 from app.graphql_view import ShopGraphQL
-from app.sse_stream import EventStream, Results
-from app.sse_wire import (
+from app.sse.stream import EventStream, Results
+from app.sse.wire import (
     BadOperationRequest,
     OperationParams,
     complete_event,

@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.types import Receive, Send
 
-from app.sse_wire import KEEP_ALIVE, STREAM_HEADERS, complete_event, error_result, next_event
+from app.sse.wire import KEEP_ALIVE, STREAM_HEADERS, complete_event, error_result, next_event
 from app.ws_protocols import ended
 
 log = logging.getLogger(__name__)
