@@ -90,8 +90,13 @@ def _id_problem(message: dict[str, Any], kind: str) -> str | None:
 def _operation_problem(payload: object) -> str | None:
     if not isinstance(payload, dict):
         return "the operation payload must be an object"
-    if not isinstance(payload.get("query"), str):
-        return "the operation payload needs a string 'query'"
+    # A persisted document (app/persisted/sockets.py) is named instead of sent.
+    extensions = payload.get("extensions")
+    named = isinstance(payload.get("documentId"), str) or (
+        isinstance(extensions, dict) and isinstance(extensions.get("persistedQuery"), dict)
+    )
+    if not isinstance(payload.get("query"), str) and not (named and "query" not in payload):
+        return "the operation payload needs a string 'query' (or a persisted document's name)"
     return (
         _optional(payload, "variables", dict, "operation")
         or _optional(payload, "operationName", str, "operation")

@@ -41,6 +41,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     StartMessage,
 )
 
+from app.persisted.sockets import resolve_operation
 from app.ws_frames import BadFrame, FrameReader
 from app.ws_messages import (
     TOO_MANY_SUBSCRIPTIONS,
@@ -173,7 +174,14 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 cast("Message", {"id": message["id"], "type": "error", "payload": [error]})
             )
             return
-        await super().handle_subscribe(message)
+        payload, refused = await resolve_operation(self.context, message.get("payload"))
+        if refused is not None:
+            error = coded_error(str(refused), refused.code)
+            await self.send_message(
+                cast("Message", {"id": message["id"], "type": "error", "payload": [error]})
+            )
+            return
+        await super().handle_subscribe(cast("SubscribeMessage", {**message, "payload": payload}))
 
     async def _identity_expired(self) -> None:
         # Operations first, so none of them sends on a socket that is closing.
@@ -250,7 +258,11 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             error = too_many_subscriptions(cap)
             await self._send(legacy_error(message["id"], error, TOO_MANY_SUBSCRIPTIONS))
             return
-        await super().handle_start(message)
+        payload, refused = await resolve_operation(self.context, message.get("payload"))
+        if refused is not None:
+            await self._send(legacy_error(message["id"], str(refused), refused.code))
+            return
+        await super().handle_start(cast("StartMessage", {**message, "payload": payload}))
 
     async def cleanup_operation(self, operation_id: str) -> None:
         # Strawberry's, but its single cancel then await hung this loop on a task that lost

@@ -14,6 +14,7 @@ from starlette.types import Send
 from strawberry.types.graphql import OperationType
 
 from app.graphql_view import ShopGraphQL
+from app.persisted.resolver import PersistedQueries, PersistedQueryRefused
 from app.sse.stream import EventStream, Results
 from app.sse.wire import (
     BadOperationRequest,
@@ -93,8 +94,13 @@ async def _results(
     allowed = {OperationType.QUERY, OperationType.SUBSCRIPTION}
     if request.method == "POST":  # no mutation over GET (GraphQL over HTTP)
         allowed.add(OperationType.MUTATION)
+    persisted: PersistedQueries = request.app.state.services.persisted
+    try:  # a stream obeys PERSISTED_QUERIES as the HTTP view does
+        resolved = await persisted.resolve(params.query, params.extensions, None)
+    except PersistedQueryRefused as refused:
+        return await _one(error_result(str(refused), refused.code))
     source = await view.schema.stream(
-        params.query,
+        resolved.query or params.query,
         variable_values=params.variables,
         context_value=context,
         operation_name=params.operation_name,

@@ -21,7 +21,17 @@ from strawberry.extensions.parser_cache import DEFAULT_MAXSIZE, _get_parse_cache
 from app.asgi import create_app
 from app.settings import Settings
 from tests.conftest import Api
-from tests.support import GraphQLClient, event_count, free_port, serving, unique
+from tests.sse_client import sse
+from tests.support import (
+    LEGACY_WS,
+    TRANSPORT_WS,
+    GraphQLClient,
+    event_count,
+    free_port,
+    graphql_ws,
+    serving,
+    unique,
+)
 
 CATALOG = "query Catalog { products(first: 2) { edges { node { id } } } }"
 DEEP = "{ products(first: 1) { edges { node { id } } } }"  # depth 4
@@ -258,3 +268,30 @@ def test_a_manifest_that_lies_about_its_hashes_stops_the_start_up(
         create_app(settings.model_copy(update={"trusted_documents_path": path}))
     with pytest.raises(ValueError, match="needs TRUSTED_DOCUMENTS_PATH"):
         create_app(settings.model_copy(update={"persisted_queries": "persisted_only"}))
+
+
+async def test_persisted_only_holds_over_websockets_and_event_streams(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path, document_id = manifests(tmp_path)["apollo"]
+    own = settings.model_copy(
+        update={
+            "port": free_port(),
+            "persisted_queries": "persisted_only",
+            "trusted_documents_path": path,
+        }
+    )
+    base_url = f"http://127.0.0.1:{own.port}"
+    async with serving(create_app(own), own.port) as client:
+        for protocol in (TRANSPORT_WS, LEGACY_WS):
+            async with graphql_ws(base_url, protocol) as ws:
+                free_form = await ws.subscribe("{ __typename }")
+                errors = await ws.refusal(free_form)
+                assert [e["extensions"]["code"] for e in errors] == ["PERSISTED_QUERY_REQUIRED"]
+                op_id = str(next(ws._ids))
+                kind = "start" if ws.legacy else "subscribe"
+                await ws.send({"type": kind, "id": op_id, "payload": {"documentId": document_id}})
+                assert "products" in await ws.data(op_id), protocol
+        async with sse(client.http, "{ __typename }") as stream:
+            refused = await stream.next()
+        assert codes(refused) == ["PERSISTED_QUERY_REQUIRED"]
