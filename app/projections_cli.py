@@ -113,10 +113,12 @@ async def _retry(stores: Stores, args: argparse.Namespace) -> int:
 
 async def _rebuild(stores: Stores, args: argparse.Namespace) -> int:
     from workers.projectors import PROJECTORS
-    from workers.rebuild import rebuild
+    from workers.rebuild import retire, swap_in_rebuilt
 
+    # Every projection swaps in first; their old generations then share one grace wait.
+    results = []
     for name in _names(args):
-        result = await rebuild(
+        result = await swap_in_rebuilt(
             stores.engine,
             stores.mongo,
             stores.db,
@@ -128,6 +130,10 @@ async def _rebuild(stores: Stores, args: argparse.Namespace) -> int:
         print(
             f"{name}: generation {result.generation} live at position {result.position}: "
             f"{result.events} events in {result.seconds:.1f} s ({rate:.0f}/s), "
-            f"{result.parked} parked"
+            f"{result.parked} parked",
+            flush=True,
         )
+        results.append(result)
+    waited = await retire(results, stores.db, stores.settings.projection_drop_grace_s)
+    print(f"old generations dropped after a grace of {waited:.1f} s")
     return 0

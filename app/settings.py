@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # claimed before another worker takes them over (must exceed the 1 s renewal tick).
     projection_batch_size: int = 500
     projection_lease_ttl_ms: int = 5000
+    # How long a rebuild waits after its swap before it drops the old generation, for
+    # readers that resolved the old names just before (read names are cached for 1 s).
+    # An empty old generation (a fresh store) is dropped at once.
+    projection_drop_grace_s: float = 5.0
 
     db_pool_size: int = 10
     db_max_overflow: int = 20

@@ -12,6 +12,7 @@ Subscribers get one "rebuilt" notice, not a replay flood.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -29,9 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reads.documents import ensure_indexes
 from workers.log_reader import read_events
 from workers.notifications import publish_batch
-from workers.projection import Projector, StoredEvent, Write
-from workers.runner import apply_writes, dead_letter
+from workers.policy import REPLAY, plan_batch, touched
+from workers.projection import Projector, StoredEvent
 from workers.state import DEAD_LETTERS, STATE, ensure_state, load_state, physical_names
+from workers.working_set import WorkingSet
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ DROP_GRACE_S = 5.0
 # If the rebuild dies while holding the live lease, workers take it back after this. The
 # hold itself lasts as long as replaying the events the live worker was ahead by.
 HOLD_TTL_MS = 10_000
+# Events per read of the log; the next page is read while this one folds.
+PAGE_SIZE = 5000
 
 
 class RebuildRefused(RuntimeError):
@@ -56,7 +60,9 @@ class RebuildResult:
     position: int
     events: int
     parked: int
+    # Replay and swap; not the grace wait before the old generation is dropped.
     seconds: float
+    retired: tuple[str, ...] = ()
 
 
 async def claim(db: AsyncDatabase[Document], name: str, generation: int, started: datetime) -> str:
@@ -86,11 +92,32 @@ async def rebuild(
     redis: Redis,
     redis_prefix: str,
     *,
-    batch_size: int = 2000,
+    batch_size: int = PAGE_SIZE,
     progress: Callable[[int], None] | None = None,
     drop_grace_s: float = DROP_GRACE_S,
 ) -> RebuildResult:
     """Rebuild `projector`'s collections from the whole event log without downtime."""
+    result = await swap_in_rebuilt(
+        engine, client, db, projector, redis, redis_prefix, batch_size=batch_size,
+        progress=progress,
+    )  # fmt: skip
+    await retire([result], db, drop_grace_s)
+    return result
+
+
+async def swap_in_rebuilt(
+    engine: AsyncEngine,
+    client: AsyncMongoClient[Document],
+    db: AsyncDatabase[Document],
+    projector: Projector,
+    redis: Redis,
+    redis_prefix: str,
+    *,
+    batch_size: int = PAGE_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> RebuildResult:
+    """Replay the whole log into the next generation and make it live; the old
+    generation's collections are left for `retire`."""
     started = datetime.now(UTC)
     await ensure_state(db, projector)
     old = await load_state(db, projector.name)
@@ -113,15 +140,33 @@ async def rebuild(
             await db.drop_collection(physical)
         raise
 
-    position, handled, parked = replay.position, replay.handled, replay.parked
-    await publish_batch(redis, redis_prefix, projector.name, [], position, rebuilt=True)
-    await asyncio.sleep(drop_grace_s)
-    for logical, physical in old.collections.items():
-        if physical != target[logical]:
-            await db.drop_collection(physical)
+    await publish_batch(redis, redis_prefix, projector.name, [], replay.position, rebuilt=True)
     seconds = (datetime.now(UTC) - started).total_seconds()
-    log.info("rebuilt %s: %d events in %.1f s", projector.name, handled, seconds)
-    return RebuildResult(projector.name, generation, position, handled, parked, seconds)
+    log.info("rebuilt %s: %d events in %.1f s", projector.name, replay.handled, seconds)
+    retired = tuple(
+        physical for logical, physical in old.collections.items() if physical != target[logical]
+    )
+    return RebuildResult(projector.name, generation, replay.position, replay.handled,
+                         replay.parked, seconds, retired)  # fmt: skip
+
+
+async def retire(
+    results: list[RebuildResult], db: AsyncDatabase[Document], grace_s: float
+) -> float:
+    """Drop the generations the rebuilds replaced; the seconds it waited first.
+
+    A reader that resolved the old names just before a swap may still be reading them
+    (names are cached for reads.read_model.NAMES_TTL_S), so a non-empty old generation is
+    dropped only after `grace_s`, one wait for all. Empty ones (a fresh store) go at once.
+    """
+    names = [physical for result in results for physical in result.retired]
+    waited = 0.0
+    if grace_s > 0 and any([await db[name].estimated_document_count() for name in names]):
+        await asyncio.sleep(grace_s)
+        waited = grace_s
+    for name in names:
+        await db.drop_collection(name)
+    return waited
 
 
 @dataclass
@@ -140,6 +185,10 @@ class Replay:
     handled: int = 0
     parked: int = 0
     parked_streams: set[str] = field(default_factory=set)
+    working_set: WorkingSet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.working_set = WorkingSet(self.db, self.target)
 
     @property
     def name(self) -> str:
@@ -161,21 +210,51 @@ class Replay:
     async def catch_up(
         self, progress: Callable[[int], None] | None, until: int | None = None
     ) -> None:
-        """Replay until the log is exhausted, or (with `until`) up to that position."""
-        while until is None or self.position < until:
-            events = await read_events(self.engine, self.position, self.batch_size)
-            if not events:
-                return
-            writes, letters = _replay(self.projector, self.generation, events, self.parked_streams)
-            await _commit_batch(
-                self.client, self.db, self.name, self.rebuild_id, self.target, writes, letters,
-                events[-1].position,
-            )  # fmt: skip
-            self.position = events[-1].position
-            self.handled += len(events)
-            self.parked += len(letters)
-            if progress:
-                progress(self.position)
+        """Replay until the log is exhausted, or (with `until`) up to that position.
+
+        The log is read in pages, the next one while this one folds; the touched
+        documents stay in memory (`WorkingSet`) and reach MongoDB when it is full and at
+        the end, each written once per flush, unordered and outside any transaction: the
+        new generation has no other writer and no reader until the swap, and a rebuild
+        that dies is started again from nothing.
+        """
+        pages = _Pages(self.engine, self.position, self.batch_size, until)
+        try:
+            while events := await pages.next():
+                await self._fold(events)
+                self.position = events[-1].position
+                self.handled += len(events)
+                await self._beat()
+                if progress:
+                    progress(self.position)
+            await self.working_set.flush()
+        finally:
+            await pages.close()
+
+    async def _fold(self, events: list[StoredEvent]) -> None:
+        documents = self.working_set
+        await documents.load(touched(self.projector, events, self.parked_streams))
+        plan = plan_batch(
+            self.projector, self.generation, events, self.position, self.parked_streams,
+            None, datetime.now(UTC), documents.documents, REPLAY,
+        )  # fmt: skip
+        documents.changed(plan.changed)
+        if plan.dead_letters:
+            self.parked_streams.update(letter["stream_id"] for letter in plan.dead_letters)
+            await self.db[DEAD_LETTERS].insert_many(plan.dead_letters)
+            self.parked += len(plan.dead_letters)
+        if documents.full:
+            await documents.flush()
+
+    async def _beat(self) -> None:
+        """Show the rebuild's progress (the API's /metrics exports it) and that it lives."""
+        owned = await self.db[STATE].update_one(
+            {"_id": self.name, "rebuilding.id": self.rebuild_id},
+            {"$set": {"rebuilding.beat_at": datetime.now(UTC),
+                      "rebuilding.position": self.position}},
+        )  # fmt: skip
+        if owned.matched_count != 1:
+            raise RebuildRefused(f"the rebuild of {self.name} was taken over by another process")
 
     async def swap(self, old_generation: int) -> bool:
         """Make the new generation live, if the live checkpoint has not passed ours.
@@ -272,49 +351,27 @@ _GIVE_LEASE_BACK = [
 ]
 
 
-def _replay(
-    projector: Projector, generation: int, events: list[StoredEvent], parked: set[str]
-) -> tuple[list[Write], list[Document]]:
-    """A rebuild does not retry: the projector is pure, so a failure parks at once."""
-    now = datetime.now(UTC)
-    writes: list[Write] = []
-    letters: list[Document] = []
-    for event in events:
-        if event.stream_id in parked:
-            reason = "an earlier event of its stream is parked"
-            letters.append(dead_letter(projector.name, generation, event, reason, now))
-            continue
-        try:
-            writes.extend(projector.apply(event))
-        except Exception as exc:
-            parked.add(event.stream_id)
-            error = f"{event.type} at {event.position}: {type(exc).__name__}: {exc}"
-            letters.append(dead_letter(projector.name, generation, event, error, now))
-    return writes, letters
+class _Pages:
+    """The log after a position in pages, the next page read while the caller works."""
 
+    def __init__(self, engine: AsyncEngine, after: int, size: int, until: int | None) -> None:
+        self._engine, self._size, self._until = engine, size, until
+        self._next: asyncio.Task[list[StoredEvent]] | None = self._read(after)
 
-async def _commit_batch(
-    client: AsyncMongoClient[Document],
-    db: AsyncDatabase[Document],
-    name: str,
-    rebuild_id: str,
-    target: dict[str, str],
-    writes: list[Write],
-    letters: list[Document],
-    position: int,
-) -> None:
-    async def batch(session: AsyncClientSession) -> None:
-        await apply_writes(db, target, writes, session)
-        if letters:
-            await db[DEAD_LETTERS].insert_many(letters, session=session)
-        owned = await db[STATE].update_one(
-            {"_id": name, "rebuilding.id": rebuild_id},
-            # The position shows the rebuild's progress (the API's /metrics exports it).
-            {"$set": {"rebuilding.beat_at": datetime.now(UTC), "rebuilding.position": position}},
-            session=session,
-        )
-        if owned.matched_count != 1:
-            raise RebuildRefused(f"the rebuild of {name} was taken over by another process")
+    def _read(self, after: int) -> asyncio.Task[list[StoredEvent]] | None:
+        if self._until is not None and after >= self._until:
+            return None
+        return asyncio.create_task(read_events(self._engine, after, self._size))
 
-    async with client.start_session() as session:
-        await session.with_transaction(batch)
+    async def next(self) -> list[StoredEvent]:
+        if self._next is None:
+            return []
+        events = await self._next
+        self._next = self._read(events[-1].position) if events else None
+        return events
+
+    async def close(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._next

@@ -11,10 +11,12 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workers.document_store import read_documents, write_documents
 from workers.log_reader import read_positions
 from workers.notifications import publish_batch
-from workers.projection import Projector, Write
-from workers.runner import CheckpointMoved, apply_writes, dead_letter
+from workers.policy import REPLAY, BatchPlan, letter_id, plan_batch, touched
+from workers.projection import Projector
+from workers.runner import CheckpointMoved
 from workers.state import DEAD_LETTERS, STATE, load_state
 
 Document = dict[str, Any]
@@ -31,7 +33,8 @@ async def retry_parked(
     """Re-apply parked events in stream order; returns (replayed, still parked).
 
     A stream whose event fails again stays parked from that event on. The transaction
-    writes the state document too, so it serializes with the live runner's batches.
+    reads the documents it folds and writes the state document too, so it serializes
+    with the live runner's batches (a write conflict runs it again).
     """
     state = await load_state(db, projector.name)
     letters = (
@@ -41,28 +44,17 @@ async def retry_parked(
     )
     events = await read_positions(engine, [letter["position"] for letter in letters])
     now = datetime.now(UTC)
-    writes: list[Write] = []
-    replayed: list[str] = []
-    still: list[Document] = []
-    failed: set[str] = set()
-    for event in events:
-        letter_id = f"{projector.name}:{state.generation}:{event.position}"
-        if event.stream_id in failed:
-            reason = "an earlier event of its stream is parked"
-            still.append(dead_letter(projector.name, state.generation, event, reason, now))
-            continue
-        try:
-            writes.extend(projector.apply(event))
-            replayed.append(letter_id)
-        except Exception as exc:
-            failed.add(event.stream_id)
-            error = f"{event.type} at {event.position}: {type(exc).__name__}: {exc}"
-            still.append(dead_letter(projector.name, state.generation, event, error, now))
+    keys = touched(projector, events, set())
 
-    async def replay(session: AsyncClientSession) -> None:
-        await apply_writes(db, state.collections, writes, session)
+    async def replay(session: AsyncClientSession) -> BatchPlan:
+        documents = await read_documents(db, state.collections, keys, session)
+        plan = plan_batch(projector, state.generation, events, state.position, set(), None,
+                          now, documents, REPLAY)  # fmt: skip
+        changed = {key: documents[key] for key in plan.changed}
+        await write_documents(db, state.collections, changed, session)
+        replayed = [letter_id(projector.name, state.generation, p) for p in plan.applied]
         await db[DEAD_LETTERS].delete_many({"_id": {"$in": replayed}}, session=session)
-        for letter in still:
+        for letter in plan.dead_letters:
             await db[DEAD_LETTERS].replace_one(
                 {"_id": letter["_id"]}, letter, upsert=True, session=session
             )
@@ -73,10 +65,10 @@ async def retry_parked(
         )
         if fenced.matched_count != 1:
             raise CheckpointMoved(projector.name)
+        return plan
 
     async with client.start_session() as session:
-        await session.with_transaction(replay)
-    if replayed:
-        ids = {write.doc_id for write in writes}
-        await publish_batch(redis, redis_prefix, projector.name, ids, state.position)
-    return len(replayed), len(still)
+        plan = await session.with_transaction(replay)
+    if plan.applied:
+        await publish_batch(redis, redis_prefix, projector.name, plan.ids, state.position)
+    return len(plan.applied), len(plan.dead_letters)

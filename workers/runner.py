@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -21,118 +20,23 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workers.batch_timings import BatchTimings
+from workers.document_store import read_documents, write_documents
 from workers.log_reader import SharedLogReader
 from workers.notifications import publish_batch
-from workers.projection import Projector, StoredEvent, Write
+from workers.policy import BatchPlan, backoff, plan_batch, touched
+from workers.projection import DocKey, Projector, StoredEvent
 from workers.state import DEAD_LETTERS, STATE, Attempt, load_state, parked_streams
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
-BASE_BACKOFF = timedelta(milliseconds=100)
 Document = dict[str, Any]
+# A backlog grows the batch up to this many times the configured size, so a worker that
+# fell behind catches up in fewer, larger transactions instead of falling further behind.
+MAX_BATCH_GROWTH = 10
 
 
 class CheckpointMoved(Exception):
     """The state changed under the batch (lease taken over, or a rebuild swapped in)."""
-
-
-@dataclass
-class BatchPlan:
-    """What one batch will commit."""
-
-    writes: list[Write] = field(default_factory=list)
-    dead_letters: list[Document] = field(default_factory=list)
-    position: int = 0
-    attempt: Attempt | None = None
-    error: str | None = None
-    handled: int = 0
-
-    @property
-    def ids(self) -> set[str]:
-        return {write.doc_id for write in self.writes}
-
-
-def backoff(count: int) -> timedelta:
-    return BASE_BACKOFF * int(2 ** (count - 1))
-
-
-def dead_letter(
-    projection: str, generation: int, event: StoredEvent, error: str, now: datetime
-) -> Document:
-    return {
-        "_id": f"{projection}:{generation}:{event.position}",
-        "projection": projection,
-        "generation": generation,
-        "position": event.position,
-        "stream_id": event.stream_id,
-        "type": event.type,
-        "error": error,
-        "parked_at": now,
-    }
-
-
-def plan_batch(
-    projector: Projector,
-    generation: int,
-    events: list[StoredEvent],
-    checkpoint: int,
-    parked: set[str],
-    previous: Attempt | None,
-    now: datetime,
-) -> BatchPlan:
-    """Decide a batch: apply, retry later (stop before the failing event), or park.
-
-    Pure, so the failure policy is tested without services. An event that fails
-    MAX_ATTEMPTS times is parked with every later event of its stream; other streams go on.
-    """
-    plan = BatchPlan(position=checkpoint)
-    parked = set(parked)
-    for event in events:
-        if event.stream_id in parked:
-            plan.dead_letters.append(
-                dead_letter(
-                    projector.name,
-                    generation,
-                    event,
-                    "an earlier event of its stream is parked",
-                    now,
-                )
-            )
-        else:
-            try:
-                writes = projector.apply(event)
-            except Exception as exc:
-                error = f"{event.type} at {event.position}: {type(exc).__name__}: {exc}"
-                count = (
-                    previous.count + 1 if previous and previous.position == event.position else 1
-                )
-                plan.error = error
-                if count < MAX_ATTEMPTS:
-                    plan.attempt = Attempt(event.position, count, error, now + backoff(count))
-                    return plan
-                log.error("parking %s stream %s after %d attempts", error, event.stream_id, count)
-                plan.dead_letters.append(dead_letter(projector.name, generation, event, error, now))
-                parked.add(event.stream_id)
-            else:
-                plan.writes.extend(writes)
-        plan.position = event.position
-        plan.handled += 1
-    return plan
-
-
-async def apply_writes(
-    db: AsyncDatabase[Document],
-    collections: dict[str, str],
-    writes: list[Write],
-    session: AsyncClientSession,
-) -> None:
-    """Bulk-write per collection, keeping each collection's writes in event order."""
-    grouped: dict[str, list[Any]] = defaultdict(list)
-    for write in writes:
-        grouped[write.collection].append(write.op)
-    for logical, ops in grouped.items():
-        await db[collections[logical]].bulk_write(ops, ordered=True, session=session)
 
 
 class ProjectionRunner:
@@ -159,6 +63,8 @@ class ProjectionRunner:
         self._prefix = redis_prefix
         self._worker = worker
         self._batch_size = batch_size
+        self._max_batch = batch_size * MAX_BATCH_GROWTH
+        self._limit = batch_size
         self._session: AsyncClientSession | None = None
         # The parked streams as of (generation, parked_revision): every change to the
         # dead letters bumps the revision in the state document this runner loads anyway.
@@ -193,14 +99,17 @@ class ProjectionRunner:
         now = datetime.now(UTC)
         if state.attempt is not None and state.attempt.next_at > now:
             return 0, (state.attempt.next_at - now).total_seconds()
-        events = await self._reader.read_events(state.position, self._batch_size)
+        limit = self._limit
+        events = await self._reader.read_events(state.position, limit)
+        # A full batch means a backlog: take more next time; a short one, back to normal.
+        full = len(events) == limit
+        self._limit = min(limit * 2, self._max_batch) if full else self._batch_size
         if not events:
             return 0, None
         parked = await self._parked_streams(state.generation, state.parked_revision)
-        plan = plan_batch(
-            self.projector, state.generation, events, state.position, parked, state.attempt, now
-        )
-        await self._commit(plan, state.position, state.generation, state.collections, now)
+        batch = _Batch(self.projector, state.generation, events, state.position, parked,
+                       state.attempt, now)  # fmt: skip
+        plan = await self._commit(batch, state.collections)
         self.timings.observe(time.perf_counter() - started)
         if plan.handled:
             await publish_batch(self._redis, self._prefix, self.name, plan.ids, plan.position)
@@ -213,43 +122,71 @@ class ProjectionRunner:
             self._parked = ((generation, revision), streams)
         return self._parked[1]
 
-    async def _commit(
-        self,
-        plan: BatchPlan,
-        checkpoint: int,
-        generation: int,
-        collections: dict[str, str],
-        now: datetime,
-    ) -> None:
-        progress: Document = {
-            "position": plan.position,
-            "attempt": plan.attempt.__dict__ if plan.attempt else None,
-            "updated_at": now,
-        }
-        if plan.error is not None:  # the last error stays on show until another replaces it
-            progress |= {"last_error": plan.error, "last_error_at": now}
-        fence = {"_id": self.name, "owner": self._worker, "generation": generation,
-                 "position": checkpoint}  # fmt: skip
-        update: Document = {"$set": progress}
-        if plan.dead_letters:
-            update["$inc"] = {"parked_revision": 1}
+    async def _commit(self, batch: _Batch, collections: dict[str, str]) -> BatchPlan:
+        """Fold the batch over its touched documents and commit them with the checkpoint.
 
-        if not plan.writes and not plan.dead_letters:
-            # Only the checkpoint moves (events this projection ignores): one document,
-            # atomic on its own, so no transaction and its commit round trip.
-            fenced = await self._db[STATE].update_one(fence, update)
-            if fenced.matched_count != 1:
-                raise CheckpointMoved(self.name)
-            return
+        The documents are read inside the transaction: if anything else wrote one of them
+        since (`shop projections retry`), MongoDB reports a write conflict and the whole
+        callback runs again over fresh reads, so no update is lost.
+        """
+        keys = touched(self.projector, batch.events, batch.parked)
+        if not keys:
+            plan = batch.plan({})
+            if not plan.dead_letters:
+                # Only the checkpoint moves (events this projection ignores): one
+                # document, atomic on its own, so no transaction and its commit round trip.
+                await self._fence(batch, plan, None)
+                return plan
 
-        async def batch(session: AsyncClientSession) -> None:
-            await apply_writes(self._db, collections, plan.writes, session)
+        async def commit(session: AsyncClientSession) -> BatchPlan:
+            documents = await read_documents(self._db, collections, keys, session)
+            plan = batch.plan(documents)
+            changed = {key: documents[key] for key in plan.changed}
+            await write_documents(self._db, collections, changed, session)
             for letter in plan.dead_letters:
                 await self._db[DEAD_LETTERS].replace_one(
                     {"_id": letter["_id"]}, letter, upsert=True, session=session
                 )
-            fenced = await self._db[STATE].update_one(fence, update, session=session)
-            if fenced.matched_count != 1:
-                raise CheckpointMoved(self.name)
+            await self._fence(batch, plan, session)
+            return plan
 
-        await self._mongo_session().with_transaction(batch)
+        return await self._mongo_session().with_transaction(commit)
+
+    async def _fence(
+        self, batch: _Batch, plan: BatchPlan, session: AsyncClientSession | None
+    ) -> None:
+        """Move the checkpoint, only if this worker still owns it where the batch began."""
+        progress: Document = {
+            "position": plan.position,
+            "attempt": plan.attempt.__dict__ if plan.attempt else None,
+            "updated_at": batch.now,
+        }
+        if plan.error is not None:  # the last error stays on show until another replaces it
+            progress |= {"last_error": plan.error, "last_error_at": batch.now}
+        fence = {"_id": self.name, "owner": self._worker, "generation": batch.generation,
+                 "position": batch.checkpoint}  # fmt: skip
+        update: Document = {"$set": progress}
+        if plan.dead_letters:
+            update["$inc"] = {"parked_revision": 1}
+        fenced = await self._db[STATE].update_one(fence, update, session=session)
+        if fenced.matched_count != 1:
+            raise CheckpointMoved(self.name)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The events of one batch and what their plan depends on besides the documents."""
+
+    projector: Projector
+    generation: int
+    events: list[StoredEvent]
+    checkpoint: int
+    parked: set[str]
+    previous: Attempt | None
+    now: datetime
+
+    def plan(self, documents: dict[DocKey, Document]) -> BatchPlan:
+        return plan_batch(
+            self.projector, self.generation, self.events, self.checkpoint, self.parked,
+            self.previous, self.now, documents,
+        )  # fmt: skip

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import UpdateOne
-
 from reads.documents import ORDERS, event_time
-from workers.projection import StoredEvent, Write
+from workers.projection import DocKey, Document, Documents, StoredEvent
 from writes.events import OrderCancelled, OrderPlaced, OrderShipped
+
+_MOVES = {OrderCancelled.__name__: ("CANCELLED", "cancelled_at"),
+          OrderShipped.__name__: ("SHIPPED", "shipped_at")}  # fmt: skip
 
 
 class OrdersProjector:
@@ -17,22 +18,37 @@ class OrdersProjector:
     name: str = "orders"
     collections: tuple[str, ...] = (ORDERS,)
 
-    def apply(self, event: StoredEvent) -> list[Write]:
-        """The writes `event` causes; [] for events this projector ignores."""
+    def touches(self, event: StoredEvent) -> tuple[DocKey, ...]:
+        if event.type == OrderPlaced.__name__ or event.type in _MOVES:
+            return ((ORDERS, event.data["order_id"]),)
+        return ()
+
+    def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:
         if event.type == OrderPlaced.__name__:
-            return [_placed(event)]
-        if event.type == OrderCancelled.__name__:
-            return [_moved(event, "CANCELLED", event.data["cancelled_at"])]
-        if event.type == OrderShipped.__name__:
-            return [_moved(event, "SHIPPED", event.data["shipped_at"])]
-        return []
+            key = (ORDERS, event.data["order_id"])
+            return {key: {**documents.get(key, {}), **_placed(event)}}
+        if moved := _MOVES.get(event.type):
+            key = (ORDERS, event.data["order_id"])
+            order = documents.get(key)
+            if order is None:  # moves update an existing summary only
+                return {}
+            status, at = moved
+            change = {
+                "status": status,
+                "updated_at": event_time(event.data[at]),
+                "version": event.stream_version,
+                "position": event.position,
+            }
+            return {key: {**order, **change}}
+        return {}
 
 
-def _placed(event: StoredEvent) -> Write:
+def _placed(event: StoredEvent) -> Document:
     data = event.data
     placed_at = event_time(data["placed_at"])
     customer = data["customer"]
     document: dict[str, Any] = {
+        "_id": data["order_id"],
         "customer": {"id": customer["id"], "name": customer["name"], "email": customer["email"]},
         "status": "PLACED",
         "lines": [
@@ -53,19 +69,7 @@ def _placed(event: StoredEvent) -> Write:
         "version": event.stream_version,
         "position": event.position,
     }
-    order_id = data["order_id"]
-    return Write(ORDERS, order_id, UpdateOne({"_id": order_id}, {"$set": document}, upsert=True))
-
-
-def _moved(event: StoredEvent, status: str, at: str) -> Write:
-    order_id = event.data["order_id"]
-    change = {
-        "status": status,
-        "updated_at": event_time(at),
-        "version": event.stream_version,
-        "position": event.position,
-    }
-    return Write(ORDERS, order_id, UpdateOne({"_id": order_id}, {"$set": change}))
+    return document
 
 
 PROJECTOR = OrdersProjector()

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import UpdateOne
-
 from reads.documents import PRODUCTS, event_time
-from workers.projection import StoredEvent, Write
+from workers.projection import DocKey, Document, Documents, StoredEvent
 from writes.events import (
     OrderCancelled,
     OrderPlaced,
@@ -17,26 +15,33 @@ from writes.events import (
     ProductRestocked,
 )
 
-# The second stage of every stock-changing update pipeline: `in_stock` follows the
-# stock the first stage computed, inside the same atomic update.
-_IN_STOCK = {"$set": {"in_stock": {"$gt": ["$stock", 0]}}}
+_CATALOG = (ProductCreated.__name__, ProductPriceChanged.__name__, ProductRestocked.__name__)
+_ORDERS = (OrderPlaced.__name__, OrderCancelled.__name__)
 
 
 class ProductsProjector:
     """Catalog events set the product; orders move its stock and units sold.
 
     Placing or cancelling an order changes `updated_at` (as the write store's row
-    does) but not `version`, which counts catalog changes only.
+    does) but not `version`, which counts catalog changes only. Events about a product
+    the projection does not hold change nothing but its creation.
     """
 
     name: str = "products"
     collections: tuple[str, ...] = (PRODUCTS,)
 
-    def apply(self, event: StoredEvent) -> list[Write]:
-        """The writes `event` causes; [] for events this projector ignores."""
+    def touches(self, event: StoredEvent) -> tuple[DocKey, ...]:
+        if event.type in _CATALOG:
+            return ((PRODUCTS, event.data["product_id"]),)
+        if event.type in _ORDERS:
+            return tuple((PRODUCTS, line["product_id"]) for line in event.data["lines"])
+        return ()
+
+    def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:
         data = event.data
         if event.type == ProductCreated.__name__:
-            return [_created(event)]
+            key = (PRODUCTS, data["product_id"])
+            return {key: {**documents.get(key, {}), **_created(event)}}
         if event.type == ProductPriceChanged.__name__:
             change = {
                 "price_cents": data["price_cents"],
@@ -44,30 +49,27 @@ class ProductsProjector:
                 "updated_at": event_time(data["changed_at"]),
                 "position": event.position,
             }
-            op = UpdateOne({"_id": data["product_id"]}, {"$set": change})
-            return [Write(PRODUCTS, data["product_id"], op)]
+            return _changed(documents, data["product_id"], change)
+        changes: dict[DocKey, Document] = {}
         if event.type == ProductRestocked.__name__:
             extra = {"version": event.stream_version}
             at = event_time(data["restocked_at"])
-            return [_stock(event, data["product_id"], data["quantity"], 0, at, extra)]
-        if event.type == OrderPlaced.__name__:
-            at = event_time(data["placed_at"])
-            return [
-                _stock(event, line["product_id"], -line["quantity"], line["quantity"], at)
-                for line in data["lines"]
-            ]
-        if event.type == OrderCancelled.__name__:
-            at = event_time(data["cancelled_at"])
-            return [
-                _stock(event, line["product_id"], line["quantity"], -line["quantity"], at)
-                for line in data["lines"]
-            ]
-        return []
+            _stock(changes, documents, event, data["product_id"], data["quantity"], 0, at, extra)
+        elif event.type in _ORDERS:
+            placed = event.type == OrderPlaced.__name__
+            at = event_time(data["placed_at"] if placed else data["cancelled_at"])
+            sign = -1 if placed else 1
+            for line in data["lines"]:
+                quantity = line["quantity"]
+                _stock(changes, documents, event, line["product_id"], sign * quantity,
+                       -sign * quantity, at)  # fmt: skip
+        return changes
 
 
-def _created(event: StoredEvent) -> Write:
+def _created(event: StoredEvent) -> Document:
     data = event.data
-    document = {
+    return {
+        "_id": data["product_id"],
         "sku": data["sku"],
         "name": data["name"],
         "description": data["description"],
@@ -79,29 +81,42 @@ def _created(event: StoredEvent) -> Write:
         "updated_at": event_time(data["created_at"]),
         "position": event.position,
     }
-    product_id = data["product_id"]
-    op = UpdateOne({"_id": product_id}, {"$set": document}, upsert=True)
-    return Write(PRODUCTS, product_id, op)
+
+
+def _changed(documents: Documents, product_id: str, change: Document) -> dict[DocKey, Document]:
+    key = (PRODUCTS, product_id)
+    product = documents.get(key)
+    return {} if product is None else {key: {**product, **change}}
 
 
 def _stock(
+    changes: dict[DocKey, Document],
+    documents: Documents,
     event: StoredEvent,
     product_id: str,
     stock_delta: int,
     sold_delta: int,
     at: datetime,
     extra: dict[str, Any] | None = None,
-) -> Write:
-    """Move a product's stock and units sold, keeping `in_stock` right in the same update."""
-    values = {"updated_at": at, "position": event.position, **(extra or {})}
-    first_stage = {
-        "stock": {"$add": ["$stock", stock_delta]},
-        "units_sold": {"$add": ["$units_sold", sold_delta]},
-        # Pipeline stages read strings starting with "$" as field paths: quote values.
-        **{field: {"$literal": value} for field, value in values.items()},
+) -> None:
+    """Move a product's stock and units sold, `in_stock` following the stock.
+
+    Into `changes`, on top of what the same event changed already (an order may name a
+    product on two lines)."""
+    key = (PRODUCTS, product_id)
+    product = changes.get(key) or documents.get(key)
+    if product is None:
+        return
+    stock = product["stock"] + stock_delta
+    changes[key] = {
+        **product,
+        "stock": stock,
+        "units_sold": product["units_sold"] + sold_delta,
+        "in_stock": stock > 0,
+        "updated_at": at,
+        "position": event.position,
+        **(extra or {}),
     }
-    op = UpdateOne({"_id": product_id}, [{"$set": first_stage}, _IN_STOCK])
-    return Write(PRODUCTS, product_id, op)
 
 
 PROJECTOR = ProductsProjector()
