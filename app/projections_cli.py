@@ -115,25 +115,23 @@ async def _rebuild(stores: Stores, args: argparse.Namespace) -> int:
     from workers.projectors import PROJECTORS
     from workers.rebuild import retire, swap_in_rebuilt
 
-    # Every projection swaps in first; their old generations then share one grace wait.
-    results = []
-    for name in _names(args):
-        result = await swap_in_rebuilt(
-            stores.engine,
-            stores.mongo,
-            stores.db,
-            PROJECTORS[name],
-            stores.redis,
-            stores.settings.redis_prefix,
-        )
+    # The projections replay one read of the log together and swap in one by one; their
+    # old generations then share one grace wait.
+    results = await swap_in_rebuilt(
+        stores.engine,
+        stores.mongo,
+        stores.db,
+        [PROJECTORS[name] for name in _names(args)],
+        stores.redis,
+        stores.settings.redis_prefix,
+    )
+    for result in results:
         rate = result.events / result.seconds if result.seconds else 0.0
         print(
-            f"{name}: generation {result.generation} live at position {result.position}: "
-            f"{result.events} events in {result.seconds:.1f} s ({rate:.0f}/s), "
-            f"{result.parked} parked",
-            flush=True,
+            f"{result.name}: generation {result.generation} live at position "
+            f"{result.position}: {result.events} events in {result.seconds:.1f} s "
+            f"({rate:.0f}/s), {result.parked} parked"
         )
-        results.append(result)
     waited = await retire(results, stores.db, stores.settings.projection_drop_grace_s)
     print(f"old generations dropped after a grace of {waited:.1f} s")
     return 0

@@ -36,8 +36,10 @@ from websockets.typing import Subprotocol
 from app.server import ShopServer
 from app.settings import Settings
 from schema.consistency import ConsistencyTokens
+from workers.document_store import read_documents, write_documents
 from workers.log_reader import read_events
-from workers.projection import MongoWrite, StoredEvent, Write
+from workers.policy import touched
+from workers.projection import Projector, StoredEvent, fold_events
 from writes.models import EventRecord
 
 
@@ -301,21 +303,20 @@ async def stored_events(engine: AsyncEngine, after: int, limit: int = 500) -> li
     return await read_events(engine, after, limit)
 
 
-async def apply_writes(
+async def project(
     client: AsyncMongoClient[dict[str, Any]],
     db: AsyncDatabase[dict[str, Any]],
-    collections: dict[str, str],
-    writes: list[Write],
+    collections: Mapping[str, str],
+    projector: Projector,
+    events: list[StoredEvent],
 ) -> None:
-    """Apply a batch of projector writes in one MongoDB transaction, in order per collection."""
-    by_collection: dict[str, list[MongoWrite]] = {}
-    for write in writes:
-        by_collection.setdefault(write.collection, []).append(write.op)
-    if not by_collection:
-        return
+    """Fold `events` into `projector`'s documents in one MongoDB transaction, as the
+    runner does: read the touched documents, fold, write each changed one once."""
+    keys = touched(projector, events, set())
     async with client.start_session() as session, await session.start_transaction():
-        for logical, ops in by_collection.items():
-            await db[collections[logical]].bulk_write(ops, ordered=True, session=session)
+        documents = await read_documents(db, collections, keys, session)
+        changed = fold_events(projector, events, documents)
+        await write_documents(db, collections, {k: documents[k] for k in changed}, session)
 
 
 async def start_server(

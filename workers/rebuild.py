@@ -32,7 +32,14 @@ from workers.log_reader import read_events
 from workers.notifications import publish_batch
 from workers.policy import REPLAY, plan_batch, touched
 from workers.projection import Projector, StoredEvent
-from workers.state import DEAD_LETTERS, STATE, ensure_state, load_state, physical_names
+from workers.state import (
+    DEAD_LETTERS,
+    STATE,
+    ProjectionState,
+    ensure_state,
+    load_state,
+    physical_names,
+)
 from workers.working_set import WorkingSet
 
 log = logging.getLogger(__name__)
@@ -97,8 +104,8 @@ async def rebuild(
     drop_grace_s: float = DROP_GRACE_S,
 ) -> RebuildResult:
     """Rebuild `projector`'s collections from the whole event log without downtime."""
-    result = await swap_in_rebuilt(
-        engine, client, db, projector, redis, redis_prefix, batch_size=batch_size,
+    [result] = await swap_in_rebuilt(
+        engine, client, db, [projector], redis, redis_prefix, batch_size=batch_size,
         progress=progress,
     )  # fmt: skip
     await retire([result], db, drop_grace_s)
@@ -109,45 +116,47 @@ async def swap_in_rebuilt(
     engine: AsyncEngine,
     client: AsyncMongoClient[Document],
     db: AsyncDatabase[Document],
-    projector: Projector,
+    projectors: list[Projector],
     redis: Redis,
     redis_prefix: str,
     *,
     batch_size: int = PAGE_SIZE,
     progress: Callable[[int], None] | None = None,
-) -> RebuildResult:
-    """Replay the whole log into the next generation and make it live; the old
-    generation's collections are left for `retire`."""
-    started = datetime.now(UTC)
-    await ensure_state(db, projector)
-    old = await load_state(db, projector.name)
-    generation = old.generation + 1
-    target = physical_names(projector, generation)
-    rebuild_id = await claim(db, projector.name, generation, started)
-    replay = Replay(engine, client, db, projector, rebuild_id, generation, target, batch_size)
-    try:
-        await replay.prepare()
-        await replay.catch_up(progress)
-        if not await replay.swap(old.generation):
-            # The live worker got ahead between the last read and the swap.
-            log.info("%s: the live worker passed the rebuild; holding its lease", projector.name)
-            await replay.swap_holding_lease(old.generation, progress)
-    except BaseException:
-        await db[STATE].update_one(
-            {"_id": projector.name, "rebuilding.id": rebuild_id}, {"$set": {"rebuilding": None}}
-        )
-        for physical in target.values():
-            await db.drop_collection(physical)
-        raise
+) -> list[RebuildResult]:
+    """Replay the whole log into the next generation of each projection and make each
+    live; the old generations' collections are left for `retire`.
 
-    await publish_batch(redis, redis_prefix, projector.name, [], replay.position, rebuilt=True)
-    seconds = (datetime.now(UTC) - started).total_seconds()
-    log.info("rebuilt %s: %d events in %.1f s", projector.name, replay.handled, seconds)
-    retired = tuple(
-        physical for logical, physical in old.collections.items() if physical != target[logical]
-    )
-    return RebuildResult(projector.name, generation, replay.position, replay.handled,
-                         replay.parked, seconds, retired)  # fmt: skip
+    The projections share one read of the log: reading and decoding it costs more than
+    folding it, and each would otherwise read all of it.
+    """
+    started = datetime.now(UTC)
+    replays: list[tuple[Replay, ProjectionState]] = []
+    try:
+        for projector in projectors:
+            await ensure_state(db, projector)
+            old = await load_state(db, projector.name)
+            generation = old.generation + 1
+            rebuild_id = await claim(db, projector.name, generation, started)
+            target = physical_names(projector, generation)
+            replay = Replay(engine, client, db, projector, rebuild_id, generation, target,
+                            batch_size)  # fmt: skip
+            replays.append((replay, old))
+            await replay.prepare()
+        await replay_log([replay for replay, _ in replays], progress)
+        results = []
+        for replay, old in replays:
+            if not await replay.swap(old.generation):
+                # The live worker got ahead between the last read and the swap.
+                log.info("%s: the live worker passed the rebuild; holding its lease", replay.name)
+                await replay.swap_holding_lease(old.generation, progress)
+            results.append(replay.result(old, started))
+            await publish_batch(redis, redis_prefix, replay.name, [], replay.position,
+                                rebuilt=True)  # fmt: skip
+    except BaseException:
+        for replay, _ in replays:
+            await replay.abandon()
+        raise
+    return results
 
 
 async def retire(
@@ -210,28 +219,33 @@ class Replay:
     async def catch_up(
         self, progress: Callable[[int], None] | None, until: int | None = None
     ) -> None:
-        """Replay until the log is exhausted, or (with `until`) up to that position.
+        """Replay until the log is exhausted, or (with `until`) up to that position."""
+        await replay_log([self], progress, until)
 
-        The log is read in pages, the next one while this one folds; the touched
-        documents stay in memory (`WorkingSet`) and reach MongoDB when it is full and at
-        the end, each written once per flush, unordered and outside any transaction: the
-        new generation has no other writer and no reader until the swap, and a rebuild
-        that dies is started again from nothing.
-        """
-        pages = _Pages(self.engine, self.position, self.batch_size, until)
-        try:
-            while events := await pages.next():
-                await self._fold(events)
-                self.position = events[-1].position
-                self.handled += len(events)
-                await self._beat()
-                if progress:
-                    progress(self.position)
-            await self.working_set.flush()
-        finally:
-            await pages.close()
+    def result(self, old: ProjectionState, started: datetime) -> RebuildResult:
+        """What the rebuild did, once it swapped in (`old` was the live generation)."""
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        log.info("rebuilt %s: %d events in %.1f s", self.name, self.handled, seconds)
+        retired = tuple(
+            physical
+            for logical, physical in old.collections.items()
+            if physical != self.target[logical]
+        )
+        return RebuildResult(self.name, self.generation, self.position, self.handled,
+                             self.parked, seconds, retired)  # fmt: skip
 
-    async def _fold(self, events: list[StoredEvent]) -> None:
+    async def abandon(self) -> None:
+        """Give up: the claim goes, and so do the new generation's collections (a
+        rebuild that swapped in already keeps them: the claim is gone with the swap)."""
+        abandoned = await self.db[STATE].update_one(
+            {"_id": self.name, "rebuilding.id": self.rebuild_id}, {"$set": {"rebuilding": None}}
+        )
+        if abandoned.matched_count:
+            for physical in self.target.values():
+                await self.db.drop_collection(physical)
+
+    async def fold(self, events: list[StoredEvent]) -> None:
+        """Fold the next page of the log (past this replay's position)."""
         documents = self.working_set
         await documents.load(touched(self.projector, events, self.parked_streams))
         plan = plan_batch(
@@ -245,6 +259,9 @@ class Replay:
             self.parked += len(plan.dead_letters)
         if documents.full:
             await documents.flush()
+        self.position = events[-1].position
+        self.handled += len(events)
+        await self._beat()
 
     async def _beat(self) -> None:
         """Show the rebuild's progress (the API's /metrics exports it) and that it lives."""
@@ -349,6 +366,34 @@ _GIVE_LEASE_BACK = [
         }
     }
 ]
+
+
+async def replay_log(
+    replays: list[Replay], progress: Callable[[int], None] | None, until: int | None = None
+) -> None:
+    """Feed the log past the replays' common position to every replay, until it is
+    exhausted or (with `until`) up to that position; then flush their working sets.
+
+    The log is read in pages, the next one while this one folds; the touched documents
+    stay in memory (`WorkingSet`) and reach MongoDB when it is full and at the end, each
+    written once per flush, unordered and outside any transaction: the new generation has
+    no other writer and no reader until the swap, and a rebuild that dies is started again
+    from nothing.
+    """
+    first = replays[0]
+    if any(replay.position != first.position for replay in replays):
+        raise ValueError("replays read the log together from one position")
+    pages = _Pages(first.engine, first.position, first.batch_size, until)
+    try:
+        while events := await pages.next():
+            for replay in replays:
+                await replay.fold(events)
+            if progress:
+                progress(first.position)
+        for replay in replays:
+            await replay.working_set.flush()
+    finally:
+        await pages.close()
 
 
 class _Pages:

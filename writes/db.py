@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -38,6 +39,9 @@ def create_engine(
 ) -> AsyncEngine:
     """An asyncpg engine whose connections are checked before use.
 
+    JSON columns decode with orjson: the event log's payloads are most of what a worker
+    and a rebuild read.
+
     `reads_only` is for processes that only read and retry a failed read (the worker):
     each statement runs on its own (no BEGIN and ROLLBACK around it) and connections are
     not pinged first, which turns four round trips per read into one. A connection the
@@ -50,6 +54,7 @@ def create_engine(
             max_overflow=max_overflow,
             pool_timeout=30,
             isolation_level="AUTOCOMMIT",
+            json_deserializer=orjson.loads,
         )
     return create_async_engine(
         async_url(url),
@@ -57,6 +62,7 @@ def create_engine(
         max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_timeout=30,
+        json_deserializer=orjson.loads,
     )
 
 

@@ -32,8 +32,8 @@ from tests.support import (
     unique,
     until,
 )
+from workers.policy import dead_letter
 from workers.projection import StoredEvent
-from workers.runner import dead_letter
 from workers.state import DEAD_LETTERS, STATE
 
 CHECKS = {"postgres", "mongodb", "redis", "projections"}

@@ -30,12 +30,12 @@ from tests.pipeline import (
     watch_states,
 )
 from tests.support import unique
-from workers.runner import BASE_BACKOFF, MAX_ATTEMPTS
+from workers.policy import BASE_BACKOFF, LIVE
 from workers.state import DEAD_LETTERS, STATE
 
 # The poison holds the orders projection back while it is retried with backoff, then
 # parks; an order committed meanwhile is projected within that window plus this slack.
-RETRY_WINDOW_S = sum((BASE_BACKOFF * 2**n).total_seconds() for n in range(MAX_ATTEMPTS - 1))
+RETRY_WINDOW_S = sum((BASE_BACKOFF * 2**n).total_seconds() for n in range(LIVE.max_attempts - 1))
 SLACK_S = 3.0
 # Once the poison is parked, an order is projected about as fast as without it (the
 # nudge wakes the worker at once; the per-second catch-up is the fallback).

@@ -40,7 +40,7 @@ from tests.support import (
     CHANGE_PRICE,
     RESTOCK,
     SHIP_ORDER,
-    apply_writes,
+    project,
     stored_events,
 )
 from workers.projectors import PROJECTORS
@@ -64,8 +64,7 @@ class ReadStore:
         projected = 0
         while batch := await stored_events(engine, self.position, limit=500):
             for projector in PROJECTORS.values():
-                writes = [write for event in batch for write in projector.apply(event)]
-                await apply_writes(self.client, self.db, self.collections, writes)
+                await project(self.client, self.db, self.collections, projector, batch)
             self.position = batch[-1].position
             projected += len(batch)
         return projected

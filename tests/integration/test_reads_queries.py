@@ -29,7 +29,7 @@ from reads.sales import DashboardArgumentError, dashboard
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
-from tests.support import CANCEL_ORDER, apply_writes, token_position
+from tests.support import CANCEL_ORDER, project, token_position
 from workers.projection import StoredEvent
 from workers.projectors.sales import PROJECTOR as SALES
 from workers.state import STATE
@@ -123,8 +123,7 @@ async def test_the_dashboard_of_a_known_set_of_orders(pipeline: Pipeline) -> Non
     shop.cancel(orders[4], "2026-01-14T07:45:30.500+00:00")
     collections = {name: f"{name}_known" for name in (SALES_TOTALS, SALES_DAILY, SALES_PRODUCTS)}
     client: AsyncMongoClient[Doc] = pipeline.mongo
-    writes = [write for event in shop.events for write in SALES.apply(event)]
-    await apply_writes(client, pipeline.db, collections, writes)
+    await project(client, pipeline.db, collections, SALES, shop.events)
     handles = [
         pipeline.db[collections[name]] for name in (SALES_TOTALS, SALES_DAILY, SALES_PRODUCTS)
     ]

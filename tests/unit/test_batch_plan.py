@@ -4,29 +4,54 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pymongo import UpdateOne
-
-from workers.projection import StoredEvent, Write
-from workers.runner import MAX_ATTEMPTS, backoff, plan_batch
+from workers.policy import LIVE, REPLAY, BatchPlan, Policy, backoff, plan_batch, touched
+from workers.projection import DocKey, Document, Documents, StoredEvent
 from workers.state import Attempt
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 class Fragile:
-    """Fails on every event of the streams named `poisoned`."""
+    """Counts each stream's events in a document of its own; fails on every event of the
+    streams named `poisoned` (in `touches` for those named `unaddressable`)."""
 
     name = "fragile"
     collections: tuple[str, ...] = ("things",)
 
-    def __init__(self, poisoned: set[str]) -> None:
+    def __init__(self, poisoned: set[str], unaddressable: frozenset[str] = frozenset()) -> None:
         self.poisoned = poisoned
+        self.unaddressable = unaddressable
 
-    def apply(self, event: StoredEvent) -> list[Write]:
+    def touches(self, event: StoredEvent) -> tuple[DocKey, ...]:
+        if event.stream_id in self.unaddressable:
+            raise KeyError("no id in this payload")
+        return (("things", event.stream_id),)
+
+    def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:
+        key = ("things", event.stream_id)
         if event.stream_id in self.poisoned:
             raise ValueError("cannot digest this")
-        op = UpdateOne({"_id": event.stream_id}, {"$set": {"position": event.position}})
-        return [Write("things", event.stream_id, op)]
+        count = documents.get(key, {}).get("count", 0)
+        return {key: {"_id": event.stream_id, "count": count + 1, "position": event.position}}
+
+
+def plan(
+    projector: Fragile,
+    generation: int,
+    batch: list[StoredEvent],
+    checkpoint: int,
+    parked: set[str],
+    previous: Attempt | None,
+    policy: Policy = LIVE,
+) -> tuple[BatchPlan, dict[DocKey, Document]]:
+    documents: dict[DocKey, Document] = {}
+    decided = plan_batch(projector, generation, batch, checkpoint, parked, previous, NOW,
+                         documents, policy)  # fmt: skip
+    return decided, documents
+
+
+def ids(decided: BatchPlan) -> list[str]:
+    return sorted(decided.ids)
 
 
 def events(*streams: str, start: int = 1) -> list[StoredEvent]:
@@ -36,22 +61,27 @@ def events(*streams: str, start: int = 1) -> list[StoredEvent]:
     ]
 
 
-def test_a_clean_batch_applies_every_event_and_advances() -> None:
-    plan = plan_batch(Fragile(set()), 0, events("a", "b", "c"), 0, set(), None, NOW)
+def test_a_clean_batch_folds_every_event_and_advances() -> None:
+    decided, documents = plan(Fragile(set()), 0, events("a", "b", "a"), 0, set(), None)
 
-    assert [w.doc_id for w in plan.writes] == ["a", "b", "c"]
-    assert (plan.position, plan.handled, plan.attempt, plan.dead_letters) == (3, 3, None, [])
+    assert ids(decided) == ["a", "b"]
+    assert documents[("things", "a")] == {"_id": "a", "count": 2, "position": 3}
+    assert decided.applied == [1, 2, 3]
+    assert (decided.position, decided.handled, decided.attempt, decided.dead_letters) == (
+        3, 3, None, [],
+    )  # fmt: skip
 
 
 def test_a_first_failure_stops_before_the_event_and_schedules_a_retry() -> None:
-    plan = plan_batch(Fragile({"b"}), 0, events("a", "b", "c"), 0, set(), None, NOW)
+    decided, documents = plan(Fragile({"b"}), 0, events("a", "b", "c"), 0, set(), None)
 
-    assert [w.doc_id for w in plan.writes] == ["a"]
-    assert plan.position == 1
-    assert plan.attempt is not None
-    assert (plan.attempt.position, plan.attempt.count) == (2, 1)
-    assert plan.attempt.next_at == NOW + backoff(1)
-    assert "ValueError: cannot digest this" in (plan.error or "")
+    assert ids(decided) == ["a"]
+    assert ("things", "c") not in documents
+    assert decided.position == 1
+    assert decided.attempt is not None
+    assert (decided.attempt.position, decided.attempt.count) == (2, 1)
+    assert decided.attempt.next_at == NOW + backoff(1)
+    assert "ValueError: cannot digest this" in (decided.error or "")
 
 
 def test_retries_back_off_exponentially() -> None:
@@ -59,35 +89,64 @@ def test_retries_back_off_exponentially() -> None:
 
 
 def test_after_the_last_attempt_the_stream_parks_and_the_others_go_on() -> None:
-    previous = Attempt(position=2, count=MAX_ATTEMPTS - 1, error="x", next_at=NOW)
+    previous = Attempt(position=2, count=LIVE.max_attempts - 1, error="x", next_at=NOW)
     batch = events("a", "b", "c", "b", "d")
 
-    plan = plan_batch(Fragile({"b"}), 7, batch, 1, set(), previous, NOW)
+    decided, documents = plan(Fragile({"b"}), 7, batch, 1, set(), previous)
 
-    assert [w.doc_id for w in plan.writes] == ["a", "c", "d"]
-    assert [(d["position"], d["stream_id"], d["generation"]) for d in plan.dead_letters] == [
+    assert ids(decided) == ["a", "c", "d"]
+    assert ("things", "b") not in documents
+    assert [(d["position"], d["stream_id"], d["generation"]) for d in decided.dead_letters] == [
         (2, "b", 7),
         (4, "b", 7),
     ]
-    assert plan.dead_letters[1]["error"] == "an earlier event of its stream is parked"
-    assert plan.position == 5
-    assert plan.attempt is None
+    assert decided.dead_letters[1]["error"] == "an earlier event of its stream is parked"
+    assert decided.position == 5
+    assert decided.attempt is None
 
 
-def test_events_of_an_already_parked_stream_park_without_being_applied() -> None:
-    plan = plan_batch(Fragile(set()), 0, events("a", "p", "b"), 0, {"p"}, None, NOW)
+def test_events_of_an_already_parked_stream_park_without_being_folded() -> None:
+    decided, documents = plan(Fragile(set()), 0, events("a", "p", "b"), 0, {"p"}, None)
 
-    assert [w.doc_id for w in plan.writes] == ["a", "b"]
-    assert [d["stream_id"] for d in plan.dead_letters] == ["p"]
-    assert plan.position == 3
+    assert ids(decided) == ["a", "b"]
+    assert ("things", "p") not in documents
+    assert [d["stream_id"] for d in decided.dead_letters] == ["p"]
+    assert decided.position == 3
 
 
 def test_an_attempt_count_belongs_to_its_event() -> None:
     # A retry record for another position does not count against this event.
-    previous = Attempt(position=99, count=MAX_ATTEMPTS - 1, error="x", next_at=NOW)
+    previous = Attempt(position=99, count=LIVE.max_attempts - 1, error="x", next_at=NOW)
 
-    plan = plan_batch(Fragile({"a"}), 0, events("a"), 0, set(), previous, NOW)
+    decided, _ = plan(Fragile({"a"}), 0, events("a"), 0, set(), previous)
 
-    assert plan.attempt is not None
-    assert plan.attempt.count == 1
-    assert plan.dead_letters == []
+    assert decided.attempt is not None
+    assert decided.attempt.count == 1
+    assert decided.dead_letters == []
+
+
+def test_a_replay_parks_at_the_first_failure_and_folds_the_rest() -> None:
+    decided, documents = plan(Fragile({"b"}), 3, events("a", "b", "c"), 0, set(), None, REPLAY)
+
+    assert decided.attempt is None
+    assert [d["position"] for d in decided.dead_letters] == [2]
+    assert ids(decided) == ["a", "c"]
+    assert decided.applied == [1, 3]
+    assert documents[("things", "c")]["count"] == 1
+
+
+def test_an_event_whose_documents_cannot_be_named_fails_like_a_fold() -> None:
+    projector = Fragile(set(), unaddressable=frozenset({"b"}))
+    batch = events("a", "b", "c")
+
+    # The loader leaves it out rather than failing the whole batch...
+    assert touched(projector, batch, set()) == {("things", "a"), ("things", "c")}
+    # ... and the policy decides it as it would a failing fold.
+    decided, _ = plan(projector, 0, batch, 0, set(), None)
+    assert decided.attempt is not None
+    assert decided.attempt.position == 2
+    assert "KeyError" in (decided.error or "")
+
+
+def test_the_loader_skips_parked_streams() -> None:
+    assert touched(Fragile(set()), events("a", "p"), {"p"}) == {("things", "a")}
