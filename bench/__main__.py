@@ -48,16 +48,19 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round each")
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated row ids")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per row (default 5)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply full sizes by this (a quick look)"
+    )
     parser.add_argument("--output", type=Path, default=None, help="where the report goes")
     args = parser.parse_args()
     chosen = [name.strip().upper() for name in args.only.split(",") if name.strip()]
     if unknown := set(chosen) - BENCHES.keys():
         parser.error(f"no such rows: {', '.join(sorted(unknown))}")
-    plan = Plan.smoke_plan() if args.smoke else Plan.full(args.rounds or 5)
+    plan = Plan.smoke_plan() if args.smoke else Plan.full(args.rounds or 5, args.scale)
     output = args.output or (None if args.smoke else REPORT)
     about, revision = machine(), git_revision()  # the code measured, before any edit
     command = "make bench-smoke" if args.smoke else "make bench"
-    if args.only != parser.get_default("only") or args.rounds:
+    if args.only != parser.get_default("only") or args.rounds or args.scale != 1.0:
         command = f"python -m bench {' '.join(sys.argv[1:])}"
     rows: list[Row] = []
     with running_stores(load_settings(), postgres=True, mongo=True, redis=True) as found:

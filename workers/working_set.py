@@ -17,8 +17,8 @@ from workers.document_store import read_documents, write_documents
 from workers.projection import DocKey, Document
 
 # Order summaries are the largest documents (about 2 KB in memory with three lines):
-# 20,000 of them are some 50 MB.
-DEFAULT_LIMIT = 20_000
+# 10,000 of them are some 25 MB.
+DEFAULT_LIMIT = 10_000
 
 
 class WorkingSet:
@@ -34,7 +34,7 @@ class WorkingSet:
         self._known: set[DocKey] = set()
         self._stored: set[DocKey] = set()
         self._dirty: set[DocKey] = set()
-        self._flushed = False
+        self._written = _Written()
 
     @property
     def full(self) -> bool:
@@ -43,12 +43,12 @@ class WorkingSet:
     async def load(self, keys: Iterable[DocKey]) -> None:
         """Make the current version of every key in `keys` that exists available."""
         missing = [key for key in keys if key not in self.documents and key not in self._known]
-        if not missing:
-            return
         self._known.update(missing)
-        if not self._flushed:  # nothing has been written yet: nothing to read
+        # Only a document written by an earlier flush can be in the new generation.
+        maybe = [key for key in missing if key in self._written]
+        if not maybe:
             return
-        found = await read_documents(self._db, self._collections, missing)
+        found = await read_documents(self._db, self._collections, maybe)
         self.documents.update(found)
         self._stored.update(found)
 
@@ -60,8 +60,34 @@ class WorkingSet:
         dirty = {key: self.documents[key] for key in self._dirty}
         new = self._dirty - self._stored
         await write_documents(self._db, self._collections, dirty, new=new)
-        self._flushed = self._flushed or bool(dirty)
+        self._written.update(dirty)
         self.documents.clear()
         self._known.clear()
         self._stored.clear()
         self._dirty.clear()
+
+
+class _Written:
+    """The keys flushed so far, as a Bloom filter: a few MB for millions of documents.
+
+    A false positive costs one needless read; there are no false negatives.
+    """
+
+    BITS = 1 << 24  # 2 MB: about 1% false positives at a million keys
+    HASHES = 4
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS // 8)
+
+    def _positions(self, key: DocKey) -> list[int]:
+        first = hash(key)
+        second = hash((key, 1)) | 1
+        return [(first + i * second) % self.BITS for i in range(self.HASHES)]
+
+    def update(self, keys: Iterable[DocKey]) -> None:
+        for key in keys:
+            for bit in self._positions(key):
+                self._bits[bit >> 3] |= 1 << (bit & 7)
+
+    def __contains__(self, key: DocKey) -> bool:
+        return all(self._bits[bit >> 3] & (1 << (bit & 7)) for bit in self._positions(key))
