@@ -312,7 +312,7 @@ async def project(
 ) -> None:
     """Fold `events` into `projector`'s documents in one MongoDB transaction, as the
     runner does: read the touched documents, fold, write each changed one once."""
-    keys = touched(projector, events, set())
+    keys = touched(projector, events, set()).keys
     async with client.start_session() as session, await session.start_transaction():
         documents = await read_documents(db, collections, keys, session)
         changed = fold_events(projector, events, documents)

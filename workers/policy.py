@@ -77,20 +77,25 @@ def dead_letter(
     }
 
 
-def touched(projector: Projector, events: Iterable[StoredEvent], parked: set[str]) -> set[DocKey]:
-    """The documents a batch may read, to load before folding it.
+@dataclass
+class Touched:
+    """What a batch's events touch, asked once before its documents are loaded."""
 
-    An event whose keys cannot be computed fails again inside `plan_batch`, which asks
-    the same pure question, so leaving its keys out here loses nothing.
-    """
-    keys: set[DocKey] = set()
+    keys: set[DocKey] = field(default_factory=set)
+    # Positions whose `touches` raised, with the error: `plan_batch` decides them.
+    failed: dict[int, Exception] = field(default_factory=dict)
+
+
+def touched(projector: Projector, events: Iterable[StoredEvent], parked: set[str]) -> Touched:
+    """The documents a batch may read, to load before folding it."""
+    found = Touched()
     for event in events:
         if event.stream_id not in parked:
             try:
-                keys.update(projector.touches(event))
-            except Exception:  # noqa: S112 - decided by plan_batch
-                continue
-    return keys
+                found.keys.update(projector.touches(event))
+            except Exception as exc:  # decided by plan_batch
+                found.failed[event.position] = exc
+    return found
 
 
 def plan_batch(
@@ -103,12 +108,15 @@ def plan_batch(
     now: datetime,
     documents: MutableMapping[DocKey, Document],
     policy: Policy = LIVE,
+    addressed: Touched | None = None,
 ) -> BatchPlan:
     """Fold a batch into `documents` (the touched documents, loaded), deciding each event.
 
     An event that fails stops the batch before it, to be tried again after a backoff,
     until it has failed `policy.max_attempts` times: then it is parked with every later
-    event of its stream, and other streams go on. A failed fold changes nothing.
+    event of its stream, and other streams go on. A failed fold changes nothing. An
+    event whose `touches` fails is decided as if its fold had; `addressed` is what
+    `touched` found of these events already (else `touches` is asked here).
     """
     plan = BatchPlan(position=checkpoint)
     parked = set(parked)
@@ -119,7 +127,10 @@ def plan_batch(
             )
         else:
             try:
-                projector.touches(event)  # a poison event may fail here only
+                if addressed is None:
+                    projector.touches(event)  # a poison event may fail here only
+                elif failed := addressed.failed.get(event.position):
+                    raise failed
                 result = projector.fold(event, documents)
             except Exception as exc:
                 error = f"{event.type} at {event.position}: {type(exc).__name__}: {exc}"

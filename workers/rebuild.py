@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from workers.state import (
     load_state,
     physical_names,
 )
-from workers.working_set import WorkingSet
+from workers.working_set import DEFAULT_BUDGET_BYTES, WorkingSet
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ DROP_GRACE_S = 5.0
 # If the rebuild dies while holding the live lease, workers take it back after this. The
 # hold itself lasts as long as replaying the events the live worker was ahead by.
 HOLD_TTL_MS = 10_000
+BEAT_EVERY_S = 1.0
 # Events per read of the log; the next page is read while this one folds.
 PAGE_SIZE = 5000
 
@@ -100,13 +102,14 @@ async def rebuild(
     redis_prefix: str,
     *,
     batch_size: int = PAGE_SIZE,
+    working_set_bytes: int = DEFAULT_BUDGET_BYTES,
     progress: Callable[[int], None] | None = None,
     drop_grace_s: float = DROP_GRACE_S,
 ) -> RebuildResult:
     """Rebuild `projector`'s collections from the whole event log without downtime."""
     [result] = await swap_in_rebuilt(
         engine, client, db, [projector], redis, redis_prefix, batch_size=batch_size,
-        progress=progress,
+        working_set_bytes=working_set_bytes, progress=progress,
     )  # fmt: skip
     await retire([result], db, drop_grace_s)
     return result
@@ -121,6 +124,7 @@ async def swap_in_rebuilt(
     redis_prefix: str,
     *,
     batch_size: int = PAGE_SIZE,
+    working_set_bytes: int = DEFAULT_BUDGET_BYTES,
     progress: Callable[[int], None] | None = None,
 ) -> list[RebuildResult]:
     """Replay the whole log into the next generation of each projection and make each
@@ -139,7 +143,7 @@ async def swap_in_rebuilt(
             rebuild_id = await claim(db, projector.name, generation, started)
             target = physical_names(projector, generation)
             replay = Replay(engine, client, db, projector, rebuild_id, generation, target,
-                            batch_size)  # fmt: skip
+                            batch_size, working_set_bytes=working_set_bytes)  # fmt: skip
             replays.append((replay, old))
             await replay.prepare()
         await replay_log([replay for replay, _ in replays], progress)
@@ -194,10 +198,12 @@ class Replay:
     handled: int = 0
     parked: int = 0
     parked_streams: set[str] = field(default_factory=set)
+    working_set_bytes: int = DEFAULT_BUDGET_BYTES
     working_set: WorkingSet = field(init=False)
+    beat_at: float = -BEAT_EVERY_S
 
     def __post_init__(self) -> None:
-        self.working_set = WorkingSet(self.db, self.target)
+        self.working_set = WorkingSet(self.db, self.target, self.working_set_bytes)
 
     @property
     def name(self) -> str:
@@ -247,10 +253,11 @@ class Replay:
     async def fold(self, events: list[StoredEvent]) -> None:
         """Fold the next page of the log (past this replay's position)."""
         documents = self.working_set
-        await documents.load(touched(self.projector, events, self.parked_streams))
+        addressed = touched(self.projector, events, self.parked_streams)
+        await documents.load(addressed.keys)
         plan = plan_batch(
             self.projector, self.generation, events, self.position, self.parked_streams,
-            None, datetime.now(UTC), documents.documents, REPLAY,
+            None, datetime.now(UTC), documents.documents, REPLAY, addressed,
         )  # fmt: skip
         documents.changed(plan.changed)
         if plan.dead_letters:
@@ -264,7 +271,11 @@ class Replay:
         await self._beat()
 
     async def _beat(self) -> None:
-        """Show the rebuild's progress (the API's /metrics exports it) and that it lives."""
+        """Show the rebuild's progress (the API's /metrics exports it) and that it lives,
+        once a second (STALE_REBUILD is a minute)."""
+        if time.monotonic() - self.beat_at < BEAT_EVERY_S:
+            return
+        self.beat_at = time.monotonic()
         owned = await self.db[STATE].update_one(
             {"_id": self.name, "rebuilding.id": self.rebuild_id},
             {"$set": {"rebuilding.beat_at": datetime.now(UTC),
@@ -391,9 +402,11 @@ async def replay_log(
             if progress:
                 progress(first.position)
         for replay in replays:
-            await replay.working_set.flush()
+            await replay.working_set.flush(wait=True)
     finally:
         await pages.close()
+        for replay in replays:
+            await replay.working_set.close()
 
 
 class _Pages:

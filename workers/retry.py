@@ -44,12 +44,12 @@ async def retry_parked(
     )
     events = await read_positions(engine, [letter["position"] for letter in letters])
     now = datetime.now(UTC)
-    keys = touched(projector, events, set())
+    addressed = touched(projector, events, set())
 
     async def replay(session: AsyncClientSession) -> BatchPlan:
-        documents = await read_documents(db, state.collections, keys, session)
+        documents = await read_documents(db, state.collections, addressed.keys, session)
         plan = plan_batch(projector, state.generation, events, state.position, set(), None,
-                          now, documents, REPLAY)  # fmt: skip
+                          now, documents, REPLAY, addressed)  # fmt: skip
         changed = {key: documents[key] for key in plan.changed}
         await write_documents(db, state.collections, changed, session)
         replayed = [letter_id(projector.name, state.generation, p) for p in plan.applied]

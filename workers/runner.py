@@ -23,7 +23,7 @@ from workers.batch_timings import BatchTimings
 from workers.document_store import read_documents, write_documents
 from workers.log_reader import SharedLogReader
 from workers.notifications import publish_batch
-from workers.policy import BatchPlan, backoff, plan_batch, touched
+from workers.policy import LIVE, BatchPlan, Touched, backoff, plan_batch, touched
 from workers.projection import DocKey, Projector, StoredEvent
 from workers.state import DEAD_LETTERS, STATE, Attempt, load_state, parked_streams
 
@@ -129,9 +129,9 @@ class ProjectionRunner:
         since (`shop projections retry`), MongoDB reports a write conflict and the whole
         callback runs again over fresh reads, so no update is lost.
         """
-        keys = touched(self.projector, batch.events, batch.parked)
-        if not keys:
-            plan = batch.plan({})
+        addressed = touched(self.projector, batch.events, batch.parked)
+        if not addressed.keys:
+            plan = batch.plan({}, addressed)
             if not plan.dead_letters:
                 # Only the checkpoint moves (events this projection ignores): one
                 # document, atomic on its own, so no transaction and its commit round trip.
@@ -139,8 +139,8 @@ class ProjectionRunner:
                 return plan
 
         async def commit(session: AsyncClientSession) -> BatchPlan:
-            documents = await read_documents(self._db, collections, keys, session)
-            plan = batch.plan(documents)
+            documents = await read_documents(self._db, collections, addressed.keys, session)
+            plan = batch.plan(documents, addressed)
             changed = {key: documents[key] for key in plan.changed}
             await write_documents(self._db, collections, changed, session)
             for letter in plan.dead_letters:
@@ -185,8 +185,8 @@ class _Batch:
     previous: Attempt | None
     now: datetime
 
-    def plan(self, documents: dict[DocKey, Document]) -> BatchPlan:
+    def plan(self, documents: dict[DocKey, Document], addressed: Touched) -> BatchPlan:
         return plan_batch(
             self.projector, self.generation, self.events, self.checkpoint, self.parked,
-            self.previous, self.now, documents,
+            self.previous, self.now, documents, LIVE, addressed,
         )  # fmt: skip

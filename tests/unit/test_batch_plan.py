@@ -140,13 +140,18 @@ def test_an_event_whose_documents_cannot_be_named_fails_like_a_fold() -> None:
     batch = events("a", "b", "c")
 
     # The loader leaves it out rather than failing the whole batch...
-    assert touched(projector, batch, set()) == {("things", "a"), ("things", "c")}
-    # ... and the policy decides it as it would a failing fold.
+    found = touched(projector, batch, set())
+    assert found.keys == {("things", "a"), ("things", "c")}
+    assert list(found.failed) == [2]
+    # ... and the policy decides it as it would a failing fold, whether it asks itself
+    # or is told what the loader found.
     decided, _ = plan(projector, 0, batch, 0, set(), None)
-    assert decided.attempt is not None
-    assert decided.attempt.position == 2
-    assert "KeyError" in (decided.error or "")
+    told = plan_batch(projector, 0, batch, 0, set(), None, NOW, {}, LIVE, found)
+    for outcome in (decided, told):
+        assert outcome.attempt is not None
+        assert outcome.attempt.position == 2
+        assert "KeyError" in (outcome.error or "")
 
 
 def test_the_loader_skips_parked_streams() -> None:
-    assert touched(Fragile(set()), events("a", "p"), {"p"}) == {("things", "a")}
+    assert touched(Fragile(set()), events("a", "p"), {"p"}).keys == {("things", "a")}

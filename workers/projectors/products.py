@@ -34,7 +34,7 @@ class ProductsProjector:
         if event.type in _CATALOG:
             return ((PRODUCTS, event.data["product_id"]),)
         if event.type in _ORDERS:
-            return tuple((PRODUCTS, line["product_id"]) for line in event.data["lines"])
+            return tuple([(PRODUCTS, line["product_id"]) for line in event.data["lines"]])
         return ()
 
     def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:

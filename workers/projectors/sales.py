@@ -33,8 +33,7 @@ class SalesProjector:
             return ()
         data = event.data
         day = (SALES_DAILY, sales_day(event_time(data["placed_at"])))
-        products = tuple((SALES_PRODUCTS, line["product_id"]) for line in data["lines"])
-        return (_TOTALS, day, *products)
+        return (_TOTALS, day, *[(SALES_PRODUCTS, line["product_id"]) for line in data["lines"]])
 
     def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:
         data = event.data
