@@ -1,4 +1,4 @@
-"""Projectors are pure: each event gives exactly the expected MongoDB writes.
+"""Projectors are pure folds: each event changes exactly the expected documents.
 
 Events are built from the real event dataclasses and round-tripped through JSON, as
 they come out of `event_log.data`. The comparison behind `shop projections verify` is
@@ -8,6 +8,7 @@ a pure function and is tested here too.
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,10 +17,9 @@ from typing import Any
 
 import pytest
 from bson.int64 import Int64
-from pymongo import UpdateOne
 
 from reads.documents import INDEXES, event_time, sales_day
-from workers.projection import Projector, StoredEvent, Write
+from workers.projection import DocKey, Document, Projector, StoredEvent, fold_events
 from workers.projectors import PROJECTORS
 from workers.verify import compare_documents
 from writes.events import (
@@ -94,11 +94,39 @@ def stored(event: DomainEvent, stream_id: str, version: int, position: int = 42)
     )
 
 
-def ops(projector: Projector, event: StoredEvent) -> list[tuple[str, str, UpdateOne]]:
-    writes = projector.apply(event)
-    assert all(isinstance(write, Write) for write in writes)
-    assert all(isinstance(write.op, UpdateOne) for write in writes)
-    return [(w.collection, w.doc_id, w.op) for w in writes]  # type: ignore[misc]
+def fold(projector: Projector, event: StoredEvent, *documents: Document) -> dict[DocKey, Document]:
+    """`projector`'s fold of `event` over `documents` (keyed by their collection and
+    `_id`), checking that it changes none of them in place."""
+    by_key = {(doc["collection"], doc["_id"]): _without_collection(doc) for doc in documents}
+    before = copy.deepcopy(by_key)
+    changed = projector.fold(event, by_key)
+    assert by_key == before, "a fold changed its inputs"
+    assert set(changed) <= set(projector.touches(event)), "a fold changed an untouched document"
+    return changed
+
+
+def _without_collection(doc: Document) -> Document:
+    return {k: v for k, v in doc.items() if k != "collection"}
+
+
+def existing(collection: str, **fields: Any) -> Document:
+    return {"collection": collection, **fields}
+
+
+MUG_DOC = existing(
+    "products", _id=MUG, sku="MUG-1", name="Blue mug", description="Holds tea",
+    price_cents=1250, stock=3, in_stock=True, units_sold=0, version=1, updated_at=PLACED,
+    position=2,
+)  # fmt: skip
+TEA_DOC = existing(
+    "products", _id=TEA, sku="TEA-1", name="Green tea", description="Loose leaf",
+    price_cents=499, stock=10, in_stock=True, units_sold=4, version=1, updated_at=PLACED,
+    position=3,
+)  # fmt: skip
+CARA = existing(
+    "customers", _id=CUSTOMER, email="cara@example.com", name="Cara", role="CUSTOMER",
+    order_count=2, lifetime_value_cents=5000, position=1,
+)  # fmt: skip
 
 
 # -- the registry -------------------------------------------------------------------------
@@ -115,14 +143,41 @@ def test_every_projection_is_registered_under_its_name() -> None:
 
 
 @pytest.mark.parametrize(("event", "stream_id", "version"), ALL_EVENTS)
-def test_every_write_stays_in_its_projections_collections_and_records_the_position(
+def test_every_change_stays_in_its_projections_collections_and_records_the_position(
     event: DomainEvent, stream_id: str, version: int
 ) -> None:
     for projector in PROJECTORS.values():
-        for collection, doc_id, op in ops(projector, stored(event, stream_id, version, 77)):
+        at = stored(event, stream_id, version, 77)
+        # Every touched document exists, so every fold that changes something does.
+        present = {key: {"_id": key[1], **_SOME_FIELDS} for key in projector.touches(at)}
+        changed = projector.fold(at, present)
+        assert set(changed) == set(projector.touches(at))
+        for (collection, doc_id), document in changed.items():
             assert collection in projector.collections
-            assert op._filter == {"_id": doc_id}
-            assert _sets(op)["position"] in (77, {"$literal": 77})
+            assert (document["_id"], document["position"]) == (doc_id, 77)
+
+
+# Counters and times every document that folds add to or compare with may hold.
+_SOME_FIELDS: dict[str, Any] = {
+    "stock": 5, "units_sold": 1, "order_count": 1, "lifetime_value_cents": 100,
+    "revenue_cents": 100, "cancelled_count": 0, "updated_at": PLACED,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("event", "stream_id", "version"), ALL_EVENTS)
+def test_a_fold_reads_only_the_documents_it_names(
+    event: DomainEvent, stream_id: str, version: int
+) -> None:
+    unrelated: dict[DocKey, Document] = {
+        ("orders", "zzz"): {"_id": "zzz", "status": "PLACED"},
+        ("products", "zzz"): {"_id": "zzz", "stock": 1, "units_sold": 1},
+        ("customers", "zzz"): {"_id": "zzz", "order_count": 9, "lifetime_value_cents": 9},
+        ("sales_products", "zzz"): {"_id": "zzz", "units_sold": 1, "revenue_cents": 1},
+    }
+    at = stored(event, stream_id, version)
+    for projector in PROJECTORS.values():
+        named = {key: {"_id": key[1], **_SOME_FIELDS} for key in projector.touches(at)}
+        assert projector.fold(at, named) == projector.fold(at, {**unrelated, **named})
 
 
 def test_projectors_import_only_event_names_and_document_shapes() -> None:
@@ -140,61 +195,32 @@ def test_projectors_import_only_event_names_and_document_shapes() -> None:
                     assert alias.name.split(".")[0] not in {"app", "schema", "writes", "reads"}
 
 
-def _sets(op: UpdateOne) -> dict[str, Any]:
-    doc: Any = op._doc
-    if isinstance(doc, list):  # an update pipeline: the first stage sets the fields
-        first: dict[str, Any] = doc[0]["$set"]
-        return first
-    values: dict[str, Any] = doc["$set"]
-    return values
-
-
 # -- orders -------------------------------------------------------------------------------
 
 orders = PROJECTORS["orders"]
 
+SUMMARY: Document = {
+    "_id": ORDER,
+    "customer": {"id": CUSTOMER, "name": "Cara", "email": "cara@example.com"},
+    "status": "PLACED",
+    "lines": [
+        {"product_id": MUG, "sku": "MUG-1", "name": "Blue mug", "unit_price_cents": 1250,
+         "quantity": 2, "line_total_cents": 2500},
+        {"product_id": TEA, "sku": "TEA-1", "name": "Green tea", "unit_price_cents": 499,
+         "quantity": 3, "line_total_cents": 1497},
+    ],
+    "item_count": 5,
+    "total_cents": 3997,
+    "placed_at": PLACED,
+    "updated_at": PLACED,
+    "version": 1,
+    "position": 42,
+}  # fmt: skip
+
 
 def test_order_placed_creates_the_summary_with_customer_and_lines() -> None:
-    assert ops(orders, stored(PLACED_ORDER, ORDER, 1)) == [
-        (
-            "orders",
-            ORDER,
-            UpdateOne(
-                {"_id": ORDER},
-                {
-                    "$set": {
-                        "customer": {"id": CUSTOMER, "name": "Cara", "email": "cara@example.com"},
-                        "status": "PLACED",
-                        "lines": [
-                            {
-                                "product_id": MUG,
-                                "sku": "MUG-1",
-                                "name": "Blue mug",
-                                "unit_price_cents": 1250,
-                                "quantity": 2,
-                                "line_total_cents": 2500,
-                            },
-                            {
-                                "product_id": TEA,
-                                "sku": "TEA-1",
-                                "name": "Green tea",
-                                "unit_price_cents": 499,
-                                "quantity": 3,
-                                "line_total_cents": 1497,
-                            },
-                        ],
-                        "item_count": 5,
-                        "total_cents": 3997,
-                        "placed_at": PLACED,
-                        "updated_at": PLACED,
-                        "version": 1,
-                        "position": 42,
-                    }
-                },
-                upsert=True,
-            ),
-        )
-    ]
+    assert orders.touches(stored(PLACED_ORDER, ORDER, 1)) == (("orders", ORDER),)
+    assert fold(orders, stored(PLACED_ORDER, ORDER, 1)) == {("orders", ORDER): SUMMARY}
 
 
 @pytest.mark.parametrize(
@@ -203,23 +229,24 @@ def test_order_placed_creates_the_summary_with_customer_and_lines() -> None:
 def test_cancel_and_ship_move_status_updated_at_and_version(
     event: DomainEvent, status: str
 ) -> None:
-    assert ops(orders, stored(event, ORDER, 2, position=50)) == [
-        (
-            "orders",
-            ORDER,
-            UpdateOne(
-                {"_id": ORDER},
-                {"$set": {"status": status, "updated_at": LATER, "version": 2, "position": 50}},
-            ),
-        )
-    ]
+    changed = fold(orders, stored(event, ORDER, 2, position=50), existing("orders", **SUMMARY))
+    moved = {**SUMMARY, "status": status, "updated_at": LATER, "version": 2, "position": 50}
+    assert changed == {("orders", ORDER): moved}
+
+
+@pytest.mark.parametrize("event", [CANCELLED, SHIPPED], ids=["cancel", "ship"])
+def test_moving_an_order_the_projection_does_not_hold_changes_nothing(
+    event: DomainEvent,
+) -> None:
+    assert fold(orders, stored(event, ORDER, 2)) == {}
 
 
 @pytest.mark.parametrize(
     "event", [REGISTERED, CREATED, PRICE, RESTOCKED], ids=lambda e: type(e).__name__
 )
 def test_orders_ignore_customer_and_catalog_events(event: DomainEvent) -> None:
-    assert orders.apply(stored(event, "x", 1)) == []
+    assert orders.touches(stored(event, "x", 1)) == ()
+    assert fold(orders, stored(event, "x", 1)) == {}
 
 
 # -- products -----------------------------------------------------------------------------
@@ -227,95 +254,91 @@ def test_orders_ignore_customer_and_catalog_events(event: DomainEvent) -> None:
 products = PROJECTORS["products"]
 
 
-def _stock_op(product: str, stock: int, sold: int, at: datetime, **extra: object) -> UpdateOne:
-    first = {
-        "stock": {"$add": ["$stock", stock]},
-        "units_sold": {"$add": ["$units_sold", sold]},
-        "updated_at": {"$literal": at},
-        "position": {"$literal": 42},
-        **{k: {"$literal": v} for k, v in extra.items()},
-    }
-    return UpdateOne(
-        {"_id": product},
-        [{"$set": first}, {"$set": {"in_stock": {"$gt": ["$stock", 0]}}}],
-    )
+def product(doc: Document, **changes: Any) -> Document:
+    return {**_without_collection(doc), **changes}
 
 
 def test_product_created_starts_with_nothing_sold() -> None:
-    assert ops(products, stored(CREATED, MUG, 1)) == [
-        (
-            "products",
-            MUG,
-            UpdateOne(
-                {"_id": MUG},
-                {
-                    "$set": {
-                        "sku": "MUG-1",
-                        "name": "Blue mug",
-                        "description": "Holds tea",
-                        "price_cents": 1250,
-                        "stock": 3,
-                        "in_stock": True,
-                        "units_sold": 0,
-                        "version": 1,
-                        "updated_at": PLACED,
-                        "position": 42,
-                    }
-                },
-                upsert=True,
-            ),
-        )
-    ]
+    assert fold(products, stored(CREATED, MUG, 1)) == {
+        ("products", MUG): product(MUG_DOC, position=42)
+    }
 
 
 def test_a_product_created_without_stock_is_not_in_stock() -> None:
     empty = dataclasses.replace(CREATED, stock=0)
-    [(_, _, op)] = ops(products, stored(empty, MUG, 1))
-    assert _sets(op)["in_stock"] is False
+    [created] = fold(products, stored(empty, MUG, 1)).values()
+    assert (created["stock"], created["in_stock"]) == (0, False)
 
 
 def test_price_change_sets_price_version_and_updated_at() -> None:
-    assert ops(products, stored(PRICE, MUG, 2)) == [
-        (
-            "products",
-            MUG,
-            UpdateOne(
-                {"_id": MUG},
-                {"$set": {"price_cents": 1300, "version": 2, "updated_at": LATER, "position": 42}},
-            ),
+    assert fold(products, stored(PRICE, MUG, 2), MUG_DOC) == {
+        ("products", MUG): product(
+            MUG_DOC, price_cents=1300, version=2, updated_at=LATER, position=42
         )
-    ]
+    }
 
 
-def test_restock_adds_stock_and_bumps_version_in_one_pipeline() -> None:
-    assert ops(products, stored(RESTOCKED, MUG, 3)) == [
-        ("products", MUG, _stock_op(MUG, 5, 0, LATER, version=3))
-    ]
+def test_restock_adds_stock_and_bumps_version() -> None:
+    sold_out = {**MUG_DOC, "stock": 0, "in_stock": False}
+    assert fold(products, stored(RESTOCKED, MUG, 3), sold_out) == {
+        ("products", MUG): product(
+            sold_out, stock=5, in_stock=True, version=3, updated_at=LATER, position=42
+        )
+    }
 
 
 def test_order_placed_takes_stock_and_counts_units_without_a_new_version() -> None:
-    assert ops(products, stored(PLACED_ORDER, ORDER, 1)) == [
-        ("products", MUG, _stock_op(MUG, -2, 2, PLACED)),
-        ("products", TEA, _stock_op(TEA, -3, 3, PLACED)),
-    ]
+    assert fold(products, stored(PLACED_ORDER, ORDER, 1), MUG_DOC, TEA_DOC) == {
+        ("products", MUG): product(MUG_DOC, stock=1, units_sold=2, updated_at=PLACED,
+                                   position=42),
+        ("products", TEA): product(TEA_DOC, stock=7, units_sold=7, updated_at=PLACED,
+                                   position=42),
+    }  # fmt: skip
+
+
+def test_the_last_unit_sold_takes_a_product_out_of_stock() -> None:
+    last = dataclasses.replace(
+        PLACED_ORDER,
+        lines=(OrderLineData(MUG, "MUG-1", "Blue mug", 1250, 3, 3750),),
+    )
+    [sold_out] = fold(products, stored(last, ORDER, 1), MUG_DOC).values()
+    assert (sold_out["stock"], sold_out["in_stock"]) == (0, False)
+
+
+def test_an_order_naming_a_product_on_two_lines_takes_both() -> None:
+    twice = dataclasses.replace(
+        PLACED_ORDER,
+        lines=(
+            OrderLineData(MUG, "MUG-1", "Blue mug", 1250, 1, 1250),
+            OrderLineData(MUG, "MUG-1", "Blue mug", 1250, 2, 2500),
+        ),
+    )
+    [mug] = fold(products, stored(twice, ORDER, 1), MUG_DOC).values()
+    assert (mug["stock"], mug["units_sold"], mug["in_stock"]) == (0, 3, False)
 
 
 def test_order_cancelled_puts_stock_back_at_the_cancel_time() -> None:
-    assert ops(products, stored(CANCELLED, ORDER, 2)) == [
-        ("products", MUG, _stock_op(MUG, 2, -2, LATER)),
-        ("products", TEA, _stock_op(TEA, 3, -3, LATER)),
-    ]
+    assert fold(products, stored(CANCELLED, ORDER, 2), MUG_DOC, TEA_DOC) == {
+        ("products", MUG): product(MUG_DOC, stock=5, units_sold=-2, updated_at=LATER,
+                                   position=42),
+        ("products", TEA): product(TEA_DOC, stock=13, units_sold=1, updated_at=LATER,
+                                   position=42),
+    }  # fmt: skip
 
 
-def test_pipeline_values_are_literals_so_dollar_strings_stay_strings() -> None:
-    [(_, _, op)] = ops(products, stored(RESTOCKED, MUG, 3))
-    for field in ("updated_at", "position", "version"):
-        assert set(_sets(op)[field]) == {"$literal"}
+@pytest.mark.parametrize(
+    "event", [PRICE, RESTOCKED, PLACED_ORDER, CANCELLED], ids=lambda e: type(e).__name__
+)
+def test_events_about_products_the_projection_does_not_hold_change_nothing(
+    event: DomainEvent,
+) -> None:
+    assert fold(products, stored(event, MUG, 2)) == {}
 
 
 @pytest.mark.parametrize("event", [REGISTERED, SHIPPED], ids=lambda e: type(e).__name__)
 def test_products_ignore_registrations_and_shipping(event: DomainEvent) -> None:
-    assert products.apply(stored(event, "x", 1)) == []
+    assert products.touches(stored(event, "x", 1)) == ()
+    assert fold(products, stored(event, "x", 1)) == {}
 
 
 # -- customers ----------------------------------------------------------------------------
@@ -324,171 +347,134 @@ customers = PROJECTORS["customers"]
 
 
 def test_customer_registered_starts_with_no_orders() -> None:
-    assert ops(customers, stored(REGISTERED, CUSTOMER, 1)) == [
-        (
-            "customers",
-            CUSTOMER,
-            UpdateOne(
-                {"_id": CUSTOMER},
-                {
-                    "$set": {
-                        "email": "cara@example.com",
-                        "name": "Cara",
-                        "role": "CUSTOMER",
-                        "order_count": 0,
-                        "lifetime_value_cents": 0,
-                        "position": 42,
-                    }
-                },
-                upsert=True,
-            ),
-        )
-    ]
+    assert fold(customers, stored(REGISTERED, CUSTOMER, 1)) == {
+        ("customers", CUSTOMER): {
+            "_id": CUSTOMER, "email": "cara@example.com", "name": "Cara", "role": "CUSTOMER",
+            "order_count": 0, "lifetime_value_cents": 0, "position": 42,
+        }
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("event", "count", "cents"), [(PLACED_ORDER, 1, 3997), (CANCELLED, -1, -3997)]
+    ("event", "count", "cents"), [(PLACED_ORDER, 3, 8997), (CANCELLED, 1, 1003)]
 )
 def test_orders_count_for_their_customer_and_cancellations_count_for_nothing(
     event: DomainEvent, count: int, cents: int
 ) -> None:
-    assert ops(customers, stored(event, ORDER, 1)) == [
-        (
-            "customers",
-            CUSTOMER,
-            UpdateOne(
-                {"_id": CUSTOMER},
-                {
-                    "$inc": {"order_count": count, "lifetime_value_cents": cents},
-                    "$set": {"position": 42},
-                },
-            ),
-        )
-    ]
+    assert fold(customers, stored(event, ORDER, 1), CARA) == {
+        ("customers", CUSTOMER): {
+            **_without_collection(CARA), "order_count": count, "lifetime_value_cents": cents,
+            "position": 42,
+        }
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("event", [PLACED_ORDER, CANCELLED], ids=lambda e: type(e).__name__)
+def test_orders_of_a_customer_the_projection_does_not_hold_change_nothing(
+    event: DomainEvent,
+) -> None:
+    assert fold(customers, stored(event, ORDER, 1)) == {}
 
 
 @pytest.mark.parametrize(
     "event", [CREATED, PRICE, RESTOCKED, SHIPPED], ids=lambda e: type(e).__name__
 )
 def test_customers_ignore_catalog_events_and_shipping(event: DomainEvent) -> None:
-    assert customers.apply(stored(event, "x", 1)) == []
+    assert customers.touches(stored(event, "x", 1)) == ()
+    assert fold(customers, stored(event, "x", 1)) == {}
 
 
 # -- sales --------------------------------------------------------------------------------
 
 sales = PROJECTORS["sales"]
+TOTALS = ("sales_totals", "totals")
+DAY = ("sales_daily", "2025-03-31")
 
 
-def test_order_placed_adds_to_totals_its_day_and_each_product() -> None:
-    assert ops(sales, stored(PLACED_ORDER, ORDER, 1)) == [
-        (
-            "sales_totals",
-            "totals",
-            UpdateOne(
-                {"_id": "totals"},
-                {
-                    "$inc": {"revenue_cents": 3997, "order_count": 1, "cancelled_count": 0},
-                    "$max": {"updated_at": PLACED},
-                    "$set": {"position": 42},
-                },
-                upsert=True,
-            ),
-        ),
-        (
-            "sales_daily",
-            "2025-03-31",
-            UpdateOne(
-                {"_id": "2025-03-31"},
-                {
-                    "$inc": {"revenue_cents": 3997, "order_count": 1},
-                    "$set": {"date": "2025-03-31", "position": 42},
-                },
-                upsert=True,
-            ),
-        ),
-        (
-            "sales_products",
-            MUG,
-            UpdateOne(
-                {"_id": MUG},
-                {
-                    "$inc": {"units_sold": 2, "revenue_cents": 2500},
-                    "$set": {"product_id": MUG, "name": "Blue mug", "position": 42},
-                },
-                upsert=True,
-            ),
-        ),
-        (
-            "sales_products",
-            TEA,
-            UpdateOne(
-                {"_id": TEA},
-                {
-                    "$inc": {"units_sold": 3, "revenue_cents": 1497},
-                    "$set": {"product_id": TEA, "name": "Green tea", "position": 42},
-                },
-                upsert=True,
-            ),
-        ),
-    ]
+def test_the_first_order_placed_creates_totals_its_day_and_each_product() -> None:
+    assert fold(sales, stored(PLACED_ORDER, ORDER, 1)) == {
+        TOTALS: {"_id": "totals", "revenue_cents": 3997, "order_count": 1,
+                 "cancelled_count": 0, "updated_at": PLACED, "position": 42},
+        DAY: {"_id": "2025-03-31", "revenue_cents": 3997, "order_count": 1,
+              "date": "2025-03-31", "position": 42},
+        ("sales_products", MUG): {"_id": MUG, "units_sold": 2, "revenue_cents": 2500,
+                                  "product_id": MUG, "name": "Blue mug", "position": 42},
+        ("sales_products", TEA): {"_id": TEA, "units_sold": 3, "revenue_cents": 1497,
+                                  "product_id": TEA, "name": "Green tea", "position": 42},
+    }  # fmt: skip
+
+
+SOLD_TOTALS = existing(
+    "sales_totals", _id="totals", revenue_cents=10_000, order_count=4, cancelled_count=1,
+    updated_at=LATER + timedelta(days=1), position=9,
+)  # fmt: skip
+SOLD_DAY = existing(
+    "sales_daily", _id="2025-03-31", revenue_cents=5000, order_count=2, date="2025-03-31",
+    position=9,
+)  # fmt: skip
+SOLD_MUG = existing(
+    "sales_products", _id=MUG, product_id=MUG, name="Old mug name", units_sold=4,
+    revenue_cents=5000, position=9,
+)  # fmt: skip
+
+
+def test_order_placed_adds_to_what_was_sold_and_names_the_product_anew() -> None:
+    changed = fold(sales, stored(PLACED_ORDER, ORDER, 1), SOLD_TOTALS, SOLD_DAY, SOLD_MUG)
+    # The totals keep their latest moment: an order's time can be earlier than it.
+    assert changed[TOTALS] == {**_without_collection(SOLD_TOTALS), "revenue_cents": 13_997,
+                               "order_count": 5, "position": 42}  # fmt: skip
+    assert changed[DAY] == {**_without_collection(SOLD_DAY), "revenue_cents": 8997,
+                            "order_count": 3, "position": 42}  # fmt: skip
+    assert changed[("sales_products", MUG)] == {
+        **_without_collection(SOLD_MUG), "name": "Blue mug", "units_sold": 6,
+        "revenue_cents": 7500, "position": 42,
+    }  # fmt: skip
 
 
 def test_order_cancelled_reverses_its_placing_day_not_the_cancel_day() -> None:
-    assert ops(sales, stored(CANCELLED, ORDER, 2)) == [
-        (
-            "sales_totals",
-            "totals",
-            UpdateOne(
-                {"_id": "totals"},
-                {
-                    "$inc": {"revenue_cents": -3997, "order_count": -1, "cancelled_count": 1},
-                    "$max": {"updated_at": LATER},
-                    "$set": {"position": 42},
-                },
-                upsert=True,
-            ),
-        ),
-        (
-            "sales_daily",
-            "2025-03-31",
-            UpdateOne(
-                {"_id": "2025-03-31"},
-                {
-                    "$inc": {"revenue_cents": -3997, "order_count": -1},
-                    "$set": {"date": "2025-03-31", "position": 42},
-                },
-                upsert=True,
-            ),
-        ),
-        (
-            "sales_products",
-            MUG,
-            UpdateOne(
-                {"_id": MUG},
-                {"$inc": {"units_sold": -2, "revenue_cents": -2500}, "$set": {"position": 42}},
-            ),
-        ),
-        (
-            "sales_products",
-            TEA,
-            UpdateOne(
-                {"_id": TEA},
-                {"$inc": {"units_sold": -3, "revenue_cents": -1497}, "$set": {"position": 42}},
-            ),
-        ),
-    ]
+    changed = fold(sales, stored(CANCELLED, ORDER, 2), SOLD_TOTALS, SOLD_DAY, SOLD_MUG)
+    assert changed == {
+        TOTALS: {**_without_collection(SOLD_TOTALS), "revenue_cents": 6003, "order_count": 3,
+                 "cancelled_count": 2, "position": 42},
+        DAY: {**_without_collection(SOLD_DAY), "revenue_cents": 1003, "order_count": 1,
+              "position": 42},
+        # A cancellation keeps the product's name, and reverses only what was counted:
+        # TEA was never counted, so it stays absent.
+        ("sales_products", MUG): {**_without_collection(SOLD_MUG), "units_sold": 2,
+                                  "revenue_cents": 2500, "position": 42},
+    }  # fmt: skip
+
+
+def test_a_cancellation_moves_the_latest_moment_forward() -> None:
+    early = {**SOLD_TOTALS, "updated_at": PLACED}
+    changed = fold(sales, stored(CANCELLED, ORDER, 2), early)
+    assert changed[TOTALS]["updated_at"] == LATER
 
 
 @pytest.mark.parametrize(
     "event", [REGISTERED, CREATED, PRICE, RESTOCKED, SHIPPED], ids=lambda e: type(e).__name__
 )
 def test_sales_ignore_everything_but_placing_and_cancelling(event: DomainEvent) -> None:
-    assert sales.apply(stored(event, "x", 1)) == []
+    assert sales.touches(stored(event, "x", 1)) == ()
+    assert fold(sales, stored(event, "x", 1)) == {}
 
 
 def test_unknown_event_types_are_ignored_by_every_projector() -> None:
     future = StoredEvent(1, "order", ORDER, 3, "OrderRefunded", {"order_id": ORDER}, LATER)
-    assert all(p.apply(future) == [] for p in PROJECTORS.values())
+    for projector in PROJECTORS.values():
+        assert projector.touches(future) == ()
+        assert projector.fold(future, {}) == {}
+
+
+def test_fold_events_folds_a_history_in_order() -> None:
+    history = [stored(CREATED, MUG, 1, 1), stored(RESTOCKED, MUG, 2, 2),
+               stored(PLACED_ORDER, ORDER, 1, 3), stored(CANCELLED, ORDER, 2, 4)]  # fmt: skip
+    documents: dict[DocKey, Document] = {}
+    changed = fold_events(products, history, documents)
+    assert changed == {("products", MUG)}  # TEA was never created: nothing to move
+    assert documents[("products", MUG)]["stock"] == 3 + 5
+    assert documents[("products", MUG)]["units_sold"] == 0
+    assert documents[("products", MUG)]["position"] == 4
 
 
 # -- document times -------------------------------------------------------------------------
