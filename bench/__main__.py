@@ -24,7 +24,7 @@ import uvloop
 
 from app.bootstrap import load_settings, running_stores
 from app.settings import Settings
-from bench import history, hostile, lag, memory, reads, rebuild_rate, writes
+from bench import history, hostile, lag, memory, reads, rebuild_rate, sustained, writes
 from bench.plan import Plan
 from bench.report import Row, git_revision, load_rows, machine, merged, render, save_rows
 from bench.servers import server_versions
@@ -39,6 +39,7 @@ BENCHES: dict[str, Bench] = {
     "B5": rebuild_rate.run,
     "B6": memory.run,
     "B7": hostile.run,
+    "B8": sustained.run,
 }
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

@@ -32,7 +32,7 @@ from bench import raw_writes
 from bench.plan import Plan
 from bench.report import Row
 from bench.seed import Account, Seeder
-from bench.stack import libpq, load, stack
+from bench.stack import Stack, libpq, load, stack
 from bench.stats import spread
 from workers.notifications import projections_channel
 from workers.projectors import PROJECTORS
@@ -100,6 +100,18 @@ class Shop:
     # The `shop serve` and `shop worker` processes, for the CPU they spend per order.
     api: psutil.Process
     worker: psutil.Process | None
+    stack: Stack
+    worker_process: asyncio.subprocess.Process | None = None
+
+    async def stop_worker(self) -> None:
+        """Stop `shop worker` (its leases are released on the way out)."""
+        if self.worker_process is not None:
+            await self.stack.stop(self.worker_process)
+        self.worker_process, self.worker = None, None
+
+    async def start_worker(self) -> None:
+        self.worker_process = await self.stack.worker()
+        self.worker = psutil.Process(self.worker_process.pid)
 
     async def buyers(self, count: int) -> list[Account]:
         return list(await asyncio.gather(*(self.seeder.customer() for _ in range(count))))
@@ -163,7 +175,7 @@ async def shop(settings: Settings, *, worker: bool = True) -> AsyncIterator[Shop
             products = await seeder.products(PRODUCTS)
             yield Shop(
                 settings, port, seeder, products, redis, mongo, psutil.Process(api.pid),
-                psutil.Process(projecting.pid) if projecting else None,
+                psutil.Process(projecting.pid) if projecting else None, running, projecting,
             )  # fmt: skip
     finally:
         await mongo.close()

@@ -55,7 +55,7 @@ DROP_GRACE_S = 5.0
 HOLD_TTL_MS = 10_000
 BEAT_EVERY_S = 1.0
 # Events per read of the log; the next page is read while this one folds.
-PAGE_SIZE = 5000
+PAGE_SIZE = 2000
 
 
 class RebuildRefused(RuntimeError):

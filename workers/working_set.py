@@ -24,9 +24,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from workers.document_store import read_documents, write_documents
 from workers.projection import DocKey, Document
 
-# About 13,000 order summaries with three lines, or 45,000 customers; a flush being
+# About 6,500 order summaries with three lines, or 23,000 customers; a flush being
 # written holds as much again.
-DEFAULT_BUDGET_BYTES = 32 << 20
+DEFAULT_BUDGET_BYTES = 16 << 20
 # A document in memory takes about three times its BSON size (dicts, strings, datetimes),
 # plus its key in the set; measured on order summaries and customers.
 MEMORY_PER_BSON_BYTE = 3
