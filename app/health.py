@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.projection_figures import parked_counts
 from app.settings import Settings
+from reads.projection_state import STATE, lease_live, parked_counts
 from workers.projectors import PROJECTORS
-from workers.state import STATE
 from writes.db import current_revision, migration_head
 
 Document = dict[str, Any]
@@ -101,8 +100,7 @@ class Probes:
         problems = []
         for name in PROJECTORS:
             doc = states.get(name) or {}
-            lease_until = doc.get("lease_until")
-            if doc.get("owner") and lease_until is not None and lease_until >= now:
+            if lease_live(doc, now):
                 self._stopped_since.pop(name, None)
             else:
                 stopped_s = clock - self._stopped_since.setdefault(name, clock)

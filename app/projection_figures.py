@@ -21,14 +21,19 @@ from prometheus_client.core import (
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reads.read_model import describe
+from reads.projection_state import (
+    STATE,
+    STATES,
+    WORKERS,
+    describe,
+    lease_live,
+    parked_counts,
+)
 from workers.batch_timings import BatchHistogram, histogram
 from workers.log_reader import backlog, lag_ms, log_head
 from workers.projectors import PROJECTORS
-from workers.state import DEAD_LETTERS, STATE, WORKERS
 
 Document = dict[str, Any]
-STATES = ("not_started", "rebuilding", "retrying", "stopped", "parked", "catching_up", "live")
 # Workers not seen for this long are left out (each run of a worker has a new id).
 FORGET_WORKERS_AFTER = timedelta(minutes=10)
 
@@ -80,16 +85,6 @@ async def read_figures(
     return Figures(head, projections, ages, live)
 
 
-async def parked_counts(db: AsyncDatabase[Document]) -> dict[tuple[str, int], int]:
-    """Parked events by (projection, generation)."""
-    counts: dict[tuple[str, int], int] = {}
-    async for group in await db[DEAD_LETTERS].aggregate(
-        [{"$group": {"_id": {"p": "$projection", "g": "$generation"}, "n": {"$sum": 1}}}]
-    ):
-        counts[(group["_id"]["p"], group["_id"]["g"])] = group["n"]
-    return counts
-
-
 def _projection(
     name: str,
     doc: Document | None,
@@ -99,8 +94,8 @@ def _projection(
     parked: int,
     now: datetime,
 ) -> ProjectionFigures:
+    state = describe(doc, lag_events, parked, now)
     doc = doc or {}
-    lease_until = doc.get("lease_until")
     rebuilding = doc.get("rebuilding") or {}
     verified = doc.get("verified") or {}
     return ProjectionFigures(
@@ -109,8 +104,8 @@ def _projection(
         lag_events=lag_events,
         lag_s=lag_ms(oldest) / 1000,
         parked=parked,
-        state=describe(doc or None, lag_events, parked, now),
-        owner_live=bool(doc.get("owner")) and lease_until is not None and lease_until >= now,
+        state=state,
+        owner_live=lease_live(doc, now),
         rebuild_position=rebuilding.get("position", 0) if rebuilding else None,
         batches=histogram(doc),
         verify_differences=verified.get("differences"),

@@ -42,8 +42,8 @@ from bench.writes import (
     shop,
 )
 from bench.ws_client import subscriber
+from reads.projection_state import STATE
 from workers.notifications import projections_channel
-from workers.state import STATE
 
 SUBSCRIBERS = 4
 VISIBLE_RATIO, PUSHED_RATIO = 2.0, 3.0

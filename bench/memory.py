@@ -30,9 +30,10 @@ from bench.seed import Account, Seeder
 from bench.stack import load, rss_mb, stack
 from bench.stats import spread
 from bench.subscribers import SubscriberProcess, subscribers
+from reads.projection_state import STATE
 from workers.notifications import projections_channel
 from workers.projectors import PROJECTORS
-from workers.state import STATE, load_state
+from workers.state import load_state
 
 Document = dict[str, Any]
 ROUNDS = 3

@@ -22,9 +22,9 @@ from typing import Any
 
 import asyncpg
 import orjson
-from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from app.bootstrap import build_mongo, load_settings
 from bench.stack import libpq
 from reads.documents import event_time
 from workers.notifications import projections_channel
@@ -62,9 +62,7 @@ def summary(data: dict[str, Any], version: int, position: int) -> dict[str, Any]
 async def main() -> None:
     prefix = os.environ["REDIS_PREFIX"]
     pg = await asyncpg.connect(libpq(os.environ["DATABASE_URL"]))
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        os.environ["MONGODB_URL"], tz_aware=True
-    )
+    mongo = build_mongo(load_settings(), patient=True)  # the service's client, as configured
     orders = mongo[os.environ["MONGODB_DATABASE"]]["orders"]
     redis = Redis.from_url(os.environ["REDIS_URL"])
     woken = asyncio.Event()

@@ -27,7 +27,7 @@ from app.bootstrap import build_mongo, load_settings
 from app.logs import configure_logging
 from app.serve_cli import serve
 from app.settings import Settings
-from reads.read_model import PROJECTION_STATE
+from reads.projection_state import STATE as PROJECTION_STATE
 
 Document = dict[str, Any]
 

@@ -34,9 +34,9 @@ from bench.report import Row
 from bench.seed import Account, Seeder
 from bench.stack import Stack, libpq, load, stack
 from bench.stats import spread
+from reads.projection_state import STATE
 from workers.notifications import projections_channel
 from workers.projectors import PROJECTORS
-from workers.state import STATE
 from writes.events import SCHEMA_VERSION
 from writes.unit_of_work import EVENT_LOG_LOCK
 

@@ -9,16 +9,15 @@ grace period, so a cache of a second is always safe.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reads.documents import COLLECTIONS, ensure_indexes
+from reads.projection_state import STATE, ProjectionStatus, parked_counts
 
-PROJECTION_STATE = "projection_state"
-DEAD_LETTERS = "projection_dead_letters"
 NAMES_TTL_S = 1.0
 Document = dict[str, Any]
 
@@ -32,7 +31,7 @@ class ReadModel:
         """The physical collection now serving `logical` of `projection`."""
         cached = self._names.get(projection)
         if cached is None or time.monotonic() - cached[0] > NAMES_TTL_S:
-            doc = await self.db[PROJECTION_STATE].find_one({"_id": projection}, {"collections": 1})
+            doc = await self.db[STATE].find_one({"_id": projection}, {"collections": 1})
             names = doc["collections"] if doc else {}
             cached = (time.monotonic(), names)
             self._names[projection] = cached
@@ -41,7 +40,7 @@ class ReadModel:
     async def ensure_indexes(self) -> None:
         """Create the read models' indexes on the live collections (idempotent)."""
         names = {logical: logical for logical in COLLECTIONS}
-        async for doc in self.db[PROJECTION_STATE].find({}, {"collections": 1}):
+        async for doc in self.db[STATE].find({}, {"collections": 1}):
             names.update(doc.get("collections", {}))
         await ensure_indexes(self.db, names)
 
@@ -53,38 +52,18 @@ class ReadModel:
         """Each projection's checkpoint (0 for one that never ran)."""
         found = {
             doc["_id"]: int(doc["position"])
-            async for doc in self.db[PROJECTION_STATE].find(
+            async for doc in self.db[STATE].find(
                 {"_id": {"$in": list(projections)}}, {"position": 1}
             )
         }
         return {name: found.get(name, 0) for name in projections}
 
-    async def statuses(self) -> list[Document]:
-        """Every projection's state document, with the lag the worker records each second
-        and `parked`: the number of parked events of its live generation."""
-        parked: dict[tuple[str, int], int] = {}
-        async for group in await self.db[DEAD_LETTERS].aggregate(
-            [{"$group": {"_id": {"p": "$projection", "g": "$generation"}, "n": {"$sum": 1}}}]
-        ):
-            parked[(group["_id"]["p"], group["_id"]["g"])] = group["n"]
-        docs = []
-        async for doc in self.db[PROJECTION_STATE].find().sort("_id", 1):
-            doc["parked"] = parked.get((doc["_id"], doc["generation"]), 0)
-            docs.append(doc)
-        return docs
-
-
-def describe(doc: Document | None, lag_events: int, parked: int, now: datetime) -> str:
-    """One word for the operator, most urgent first."""
-    if doc is None:
-        return "not_started"
-    if doc.get("rebuilding"):
-        return "rebuilding"
-    if doc.get("attempt"):
-        return "retrying"
-    lease_until = doc.get("lease_until")
-    if doc.get("owner") is None or lease_until is None or lease_until < now:
-        return "stopped"
-    if parked:
-        return "parked"
-    return "catching_up" if lag_events else "live"
+    async def statuses(self) -> list[ProjectionStatus]:
+        """Every projection that has a state document, in name order, with the head and lag
+        the worker records each second and the parked events of its live generation."""
+        parked = await parked_counts(self.db)
+        now = datetime.now(UTC)
+        return [
+            ProjectionStatus.recorded(doc, parked.get((doc["_id"], doc["generation"]), 0), now)
+            async for doc in self.db[STATE].find().sort("_id", 1)
+        ]

@@ -24,6 +24,7 @@ from reads.feed import ChangeFeed
 from reads.hub import ProjectionHub
 from reads.paging import Page
 from reads.products import SearchLimits, check_search
+from reads.projection_state import ProjectionStatus
 from reads.read_model import ReadModel
 
 T = TypeVar("T")
@@ -61,8 +62,8 @@ class QueryService:
         self._search_limits = search_limits
         self._head = LogHead(self._log_head)
 
-    async def projection_statuses(self) -> list[Document]:
-        """Every projection's state (ReadModel.statuses); it lives in MongoDB alone, so an
+    async def projection_statuses(self) -> list[ProjectionStatus]:
+        """Every projection's status (ReadModel.statuses); its state lives in MongoDB alone, so an
         outage is ReadModelUnavailable."""
         try:
             return await self.read_model.statuses()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 import strawberry
 
-from reads.read_model import describe
+from reads import projection_state
 from schema.global_ids import derived_id
 
 
@@ -23,17 +20,15 @@ class ProjectionStatus:
     last_error: str | None
 
     @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> ProjectionStatus:
-        """From a projection_state document (lag as the worker last recorded it)."""
-        lag_events = int(doc.get("lag_events", 0))
-        position = int(doc["position"])
+    def from_status(cls, status: projection_state.ProjectionStatus) -> ProjectionStatus:
+        """The GraphQL view of a status (positions as the contract has them: strings)."""
         return cls(
-            id=derived_id("ProjectionStatus", doc["_id"]),
-            name=doc["_id"],
-            position=str(position),
-            head_position=str(max(int(doc.get("head_position", 0)), position)),
-            lag_events=lag_events,
-            lag_ms=int(doc.get("lag_ms", 0)),
-            state=describe(doc, lag_events, int(doc.get("parked", 0)), datetime.now(UTC)),
-            last_error=doc.get("last_error"),
+            id=derived_id("ProjectionStatus", status.name),
+            name=status.name,
+            position=str(status.position),
+            head_position=str(status.head_position),
+            lag_events=status.lag_events,
+            lag_ms=status.lag_ms,
+            state=status.state,
+            last_error=status.last_error,
         )

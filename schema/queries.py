@@ -178,8 +178,8 @@ class Query:
     async def projections(self, info: Info) -> list[ProjectionStatus]:
         admin(info)
         with coded_read_errors():
-            docs = await info.context.queries.projection_statuses()
-        return [ProjectionStatus.from_document(doc) for doc in docs]
+            statuses = await info.context.queries.projection_statuses()
+        return [ProjectionStatus.from_status(status) for status in statuses]
 
 
 def _or(value: int | None, default: int) -> int:

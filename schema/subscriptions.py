@@ -104,8 +104,8 @@ class Subscription:
             async for notice in info.context.queries.feed.notices(
                 ["orders", "products", "customers", "sales"]
             ):
-                for doc in await read_model.statuses():
-                    if doc["_id"] == notice.projection:
-                        yield ProjectionStatus.from_document(doc)
+                for status in await read_model.statuses():
+                    if status.name == notice.projection:
+                        yield ProjectionStatus.from_status(status)
         except ListenerDropped as exc:
             raise _dropped(exc) from None

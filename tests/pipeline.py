@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.bootstrap import build_bus, build_mongo, load_settings
 from app.settings import Settings
+from reads.projection_state import STATE
 from tests.support import run_command, unique
 from workers.notifications import projections_channel
 from workers.projectors import PROJECTORS
-from workers.state import STATE
 from workers.status import projection_statuses
 from workers.verify import verify_projection
 from writes.commands import (

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from reads.projection_state import Attempt
 from workers.projection import DocKey, Document, Projector, StoredEvent
-from workers.state import Attempt
 
 log = logging.getLogger(__name__)
 

@@ -29,18 +29,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reads.documents import ensure_indexes
+from reads.projection_state import DEAD_LETTERS, STATE, ProjectionState, physical_names
 from workers.log_reader import read_events
 from workers.notifications import publish_batch
 from workers.policy import REPLAY, plan_batch, touched
 from workers.projection import Projector, StoredEvent
-from workers.state import (
-    DEAD_LETTERS,
-    STATE,
-    ProjectionState,
-    ensure_state,
-    load_state,
-    physical_names,
-)
+from workers.state import ensure_state, load_state
 from workers.working_set import DEFAULT_BUDGET_BYTES, WorkingSet
 
 log = logging.getLogger(__name__)

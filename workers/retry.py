@@ -11,13 +11,14 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reads.projection_state import DEAD_LETTERS, STATE
 from workers.document_store import read_documents, write_documents
 from workers.log_reader import read_positions
 from workers.notifications import publish_batch
 from workers.policy import REPLAY, BatchPlan, letter_id, plan_batch, touched
 from workers.projection import Projector
 from workers.runner import CheckpointMoved
-from workers.state import DEAD_LETTERS, STATE, load_state
+from workers.state import load_state
 
 Document = dict[str, Any]
 

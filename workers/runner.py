@@ -19,13 +19,14 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reads.projection_state import DEAD_LETTERS, STATE, Attempt
 from workers.batch_timings import BatchTimings
 from workers.document_store import read_documents, write_documents
 from workers.log_reader import SharedLogReader
 from workers.notifications import publish_batch
 from workers.policy import LIVE, BatchPlan, Touched, backoff, plan_batch, touched
 from workers.projection import DocKey, Projector, StoredEvent
-from workers.state import DEAD_LETTERS, STATE, Attempt, load_state, parked_streams
+from workers.state import load_state, parked_streams
 
 log = logging.getLogger(__name__)
 

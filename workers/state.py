@@ -1,4 +1,5 @@
-"""Per-projection bookkeeping in MongoDB: checkpoint, generation, lease, retries, dead letters.
+"""The worker's operations on a projection's state: create and load it, hold its lease,
+record heartbeats, find parked streams. The names and shapes are reads/projection_state.py's.
 
 The checkpoint lives beside the documents so both commit in one transaction. The lease
 (owner + lease_until, compared with the server's clock) lets any number of workers run
@@ -8,66 +9,23 @@ while one at a time projects each projection; the batch commit is fenced on it.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from reads.projection_state import (
+    DEAD_LETTERS,
+    STATE,
+    WORKERS,
+    ProjectionState,
+    physical_names,
+)
 from workers.projection import Projector
 
-STATE = "projection_state"
-DEAD_LETTERS = "projection_dead_letters"
-WORKERS = "projection_workers"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 Document = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """A failing event being retried with backoff."""
-
-    position: int
-    count: int
-    error: str
-    next_at: datetime
-
-
-@dataclass(frozen=True)
-class ProjectionState:
-    name: str
-    position: int
-    generation: int
-    collections: dict[str, str]
-    owner: str | None
-    attempt: Attempt | None
-    last_error: str | None
-    rebuilding: bool
-    # Bumped whenever this projection's dead letters change (parking, retry).
-    parked_revision: int = 0
-
-    @classmethod
-    def from_document(cls, doc: Document) -> ProjectionState:
-        attempt = doc.get("attempt")
-        return cls(
-            name=doc["_id"],
-            position=doc["position"],
-            generation=doc["generation"],
-            collections=doc["collections"],
-            owner=doc.get("owner"),
-            attempt=Attempt(**attempt) if attempt else None,
-            last_error=doc.get("last_error"),
-            rebuilding=bool(doc.get("rebuilding")),
-            parked_revision=doc.get("parked_revision", 0),
-        )
-
-
-def physical_names(projector: Projector, generation: int) -> dict[str, str]:
-    """Generation 0 uses the plain names; a rebuild builds the next generation beside it."""
-    suffix = "" if generation == 0 else f"__g{generation}"
-    return {logical: f"{logical}{suffix}" for logical in projector.collections}
 
 
 async def ensure_state(db: AsyncDatabase[Document], projector: Projector) -> None:
@@ -92,6 +50,7 @@ async def ensure_state(db: AsyncDatabase[Document], projector: Projector) -> Non
 
 
 async def load_state(db: AsyncDatabase[Document], name: str) -> ProjectionState:
+    """The projection's state document, typed; LookupError when it was never created."""
     doc = await db[STATE].find_one({"_id": name})
     if doc is None:
         raise LookupError(f"no projection named {name!r}")
@@ -115,6 +74,7 @@ async def acquire_lease(db: AsyncDatabase[Document], name: str, worker: str, ttl
 
 
 async def release_lease(db: AsyncDatabase[Document], name: str, worker: str) -> None:
+    """Give the lease back if it is still ours."""
     await db[STATE].update_one(
         {"_id": name, "owner": worker}, {"$set": {"owner": None, "lease_until": EPOCH}}
     )
@@ -134,6 +94,7 @@ async def live_workers(db: AsyncDatabase[Document], within_ms: int) -> int:
 
 
 async def forget_worker(db: AsyncDatabase[Document], worker: str) -> None:
+    """Drop a stopping worker's heartbeat, so the others take its share at once."""
     await db[WORKERS].delete_one({"_id": worker})
 
 

@@ -18,10 +18,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reads.projection_state import STATE
 from workers.log_reader import backlog, lag_ms, log_head
 from workers.runner import CheckpointMoved, ProjectionRunner
 from workers.state import (
-    STATE,
     acquire_lease,
     beat,
     ensure_state,

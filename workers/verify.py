@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reads.documents import POSITION, Document
 from reads.fallback import projection_documents
-from workers.state import STATE
+from reads.projection_state import STATE
 
 # Documents that differ in more fields than this are reported with the first ones only.
 MAX_FIELDS_PER_DOCUMENT = 20

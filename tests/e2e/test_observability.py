@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
 from app.settings import PROJECT_ROOT, Settings
+from reads.projection_state import DEAD_LETTERS, STATE
 from tests.conftest import PASSWORD, Api
 from tests.pipeline import ALL, Pipeline, Writer, isolated_pipeline, shop
 from tests.support import (
@@ -34,7 +35,6 @@ from tests.support import (
 )
 from workers.policy import dead_letter
 from workers.projection import StoredEvent
-from workers.state import DEAD_LETTERS, STATE
 
 CHECKS = {"postgres", "mongodb", "redis", "projections"}
 ALERTS = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"

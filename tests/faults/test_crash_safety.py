@@ -27,13 +27,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reads.documents import SALES_TOTALS, SALES_TOTALS_ID
+from reads.projection_state import STATE, ProjectionStatus
 from tests.faults.shop import Shop, random_lines, shop_for
 from tests.pipeline import ALL, Pipeline
 from workers.notifications import projections_channel
 from workers.projectors import PROJECTORS
 from workers.rebuild import rebuild
-from workers.state import STATE, ensure_state, load_state
-from workers.status import ProjectionStatus, projection_statuses
+from workers.state import ensure_state, load_state
+from workers.status import projection_statuses
 from writes.commands import Actor
 
 KILLS = 20

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reads.projection_state import DEAD_LETTERS, STATE
 from tests.pipeline import (
     ALL,
     Pipeline,
@@ -31,7 +32,6 @@ from tests.pipeline import (
 )
 from tests.support import unique
 from workers.policy import BASE_BACKOFF, LIVE
-from workers.state import DEAD_LETTERS, STATE
 
 # The poison holds the orders projection back while it is retried with backoff, then
 # parks; an order committed meanwhile is projected within that window plus this slack.

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reads.projection_state import STATE, physical_names
 from tests.pipeline import Pipeline, Writer
 from workers.log_reader import log_head
 from workers.projectors import PROJECTORS
 from workers.rebuild import Replay, claim
 from workers.runner import ProjectionRunner
-from workers.state import STATE, acquire_lease, ensure_state, physical_names
+from workers.state import acquire_lease, ensure_state
 
 LIVE = "live-worker"
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bootstrap import build_engine
 from app.settings import Settings
-from reads.read_model import describe
+from reads.projection_state import STATE, describe
 from tests.conftest import own_stores
 from tests.pipeline import (
     ALL,
@@ -36,7 +36,6 @@ from tests.pipeline import (
     start_logged_worker,
 )
 from workers.notifications import projections_channel
-from workers.state import STATE
 from writes.commands import Actor
 
 SEED_ORDERS = 160
@@ -61,7 +60,7 @@ class Reader:
     errors: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     collections: list[str] = field(default_factory=list)
-    # The state `shop projections status` gives orders (workers.status.describe of the
+    # The state `shop projections status` gives orders (reads.projection_state.describe of
     # same document), on every read: the rebuilding phase can be short.
     states: list[str] = field(default_factory=list)
 

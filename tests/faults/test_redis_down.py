@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
 from app.settings import Settings
+from reads.projection_state import STATE
 from tests.conftest import PASSWORD
 from tests.pipeline import ALL, Pipeline, Writer, isolated_pipeline, start_logged_worker
 from tests.support import GraphQLClient, free_port, serving, unique
-from workers.state import STATE
 from workers.status import projection_statuses
 from writes.nudge import NUDGE_TIMEOUT_S
 

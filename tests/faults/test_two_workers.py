@@ -15,6 +15,7 @@ from collections import Counter
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reads.projection_state import STATE
 from tests.pipeline import (
     ALL,
     Pipeline,
@@ -23,7 +24,6 @@ from tests.pipeline import (
     projections_status,
     start_logged_worker,
 )
-from workers.state import STATE
 from workers.supervisor import TICK_S
 
 HANDOVER_BUDGET_S = 10.0

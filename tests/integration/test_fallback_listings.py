@@ -17,12 +17,12 @@ from reads import fallback
 from reads.documents import POSITION
 from reads.paging import Page
 from reads.products import list_products, low_stock
+from reads.projection_state import STATE
 from reads.sales import dashboard
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import place
 from tests.pipeline import Pipeline, isolated_pipeline
 from tests.support import CANCEL_ORDER, CREATE_PRODUCT, token_position, unique
-from workers.state import STATE
 
 Doc = dict[str, Any]
 Fetch = Callable[[str | None], Awaitable[Page[Doc]]]

@@ -25,11 +25,11 @@ from reads.documents import INDEXES, POSITION
 from reads.orders import NEWEST_FIRST, customer_orders
 from reads.paging import MAX_PAGE, BadCursor, Ordering, Page, PageSizeError, decode_cursor
 from reads.products import BY_NAME, LOW_STOCK_FIRST, list_products, low_stock
+from reads.projection_state import STATE
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
 from tests.support import CANCEL_ORDER, CREATE_PRODUCT, SHIP_ORDER, token_position
-from workers.state import STATE
 
 Doc = dict[str, Any]
 Fetch = Callable[[str | None], Awaitable[Page[Doc]]]

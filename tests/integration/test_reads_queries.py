@@ -25,6 +25,7 @@ from reads.documents import POSITION, SALES_DAILY, SALES_PRODUCTS, SALES_TOTALS
 from reads.nodes import find_node
 from reads.orders import order_by_id
 from reads.products import product_by_id
+from reads.projection_state import STATE
 from reads.sales import DashboardArgumentError, dashboard
 from tests.conftest import Api, Customer
 from tests.e2e.test_orders import create_product, place
@@ -32,7 +33,6 @@ from tests.pipeline import Pipeline, isolated_pipeline
 from tests.support import CANCEL_ORDER, project, token_position
 from workers.projection import StoredEvent
 from workers.projectors.sales import PROJECTOR as SALES
-from workers.state import STATE
 from writes.events import (
     DomainEvent,
     OrderCancelled,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from reads.projection_state import Attempt
 from workers.policy import LIVE, REPLAY, BatchPlan, Policy, backoff, plan_batch, touched
 from workers.projection import DocKey, Document, Documents, StoredEvent
-from workers.state import Attempt
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
