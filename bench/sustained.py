@@ -75,7 +75,8 @@ def _row(plan: Plan, burst_rps: float, steps: list[tuple[float, RoundLag]]) -> R
         (f"{fraction:g} of the burst ({step.rate:.0f} orders/s achieved)",
          f"visible p50 {step.p(step.visible_ms, 0.5):.1f} / p99 "
          f"{step.p(step.visible_ms, 0.99):.1f} ms; pushed p99 "
-         f"{step.p(step.pushed_ms, 0.99):.1f} ms; {step.errors} failed, {step.missing} unseen")
+         f"{step.p(step.pushed_ms, 0.99):.1f} ms; CPU per order: API {step.api_cpu_ms:.1f}, "
+         f"worker {step.worker_cpu_ms:.1f} ms; {step.errors} failed, {step.missing} unseen")
         for fraction, step in steps
     ]  # fmt: skip
     row.notes = [

@@ -7,6 +7,7 @@ worker that lost its lease, or raced a rebuild's swap, commits nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -19,13 +20,14 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reads.projection_state import DEAD_LETTERS, STATE, Attempt
+from reads.projection_state import DEAD_LETTERS, STATE, ProjectionState
 from workers.batch_timings import BatchTimings
 from workers.document_store import read_documents, write_documents
 from workers.log_reader import SharedLogReader
 from workers.notifications import publish_batch
 from workers.policy import LIVE, BatchPlan, Touched, backoff, plan_batch, touched
 from workers.projection import DocKey, Projector, StoredEvent
+from workers.runner_memory import RunnerMemory
 from workers.state import load_state, parked_streams
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class ProjectionRunner:
         self._parked: tuple[tuple[int, int], set[str]] | None = None
         # Durations of the batches that found events, until the heartbeat records them.
         self.timings = BatchTimings()
+        self._memory = RunnerMemory(db.codec_options)
 
     @property
     def session_id(self) -> Any:
@@ -93,10 +96,32 @@ class ProjectionRunner:
             await self._session.end_session()
             self._session = None
 
+    def forget(self) -> None:
+        """Read the state and documents afresh next batch (the lease was just taken)."""
+        self._memory.forget()
+
     async def run_batch(self) -> tuple[int, float | None]:
         """Project the next batch; returns (events handled, seconds until a retry is due)."""
+        remembered = self._memory.state is not None
+        try:
+            return await self._run_batch()
+        except CheckpointMoved:
+            self._memory.forget()
+            if not remembered:
+                raise
+            # What was remembered went stale (a retry, a swap, another owner): nothing was
+            # committed; once more from what MongoDB holds, which fails only if it moved
+            # again.
+            return await self.run_batch()
+        except BaseException:
+            # A failed fence, an outage or a cancellation: whatever was remembered may be
+            # stale or half-applied; the next batch starts from what MongoDB holds.
+            self._memory.forget()
+            raise
+
+    async def _run_batch(self) -> tuple[int, float | None]:
         started = time.perf_counter()
-        state = await load_state(self._db, self.name)
+        state = self._memory.state or await load_state(self._db, self.name)
         now = datetime.now(UTC)
         if state.attempt is not None and state.attempt.next_at > now:
             return 0, (state.attempt.next_at - now).total_seconds()
@@ -108,8 +133,7 @@ class ProjectionRunner:
         if not events:
             return 0, None
         parked = await self._parked_streams(state.generation, state.parked_revision)
-        batch = _Batch(self.projector, state.generation, events, state.position, parked,
-                       state.attempt, now)  # fmt: skip
+        batch = _Batch(self.projector, state, events, parked, now)
         plan = await self._commit(batch, state.collections)
         self.timings.observe(time.perf_counter() - started)
         if plan.handled:
@@ -137,10 +161,17 @@ class ProjectionRunner:
                 # Only the checkpoint moves (events this projection ignores): one
                 # document, atomic on its own, so no transaction and its commit round trip.
                 await self._fence(batch, plan, None)
+                self._memory.remember(batch.after(plan), {}, {})
                 return plan
 
-        async def commit(session: AsyncClientSession) -> BatchPlan:
-            documents = await read_documents(self._db, collections, addressed.keys, session)
+        known, unknown = self._memory.known(addressed.keys)
+        read: dict[DocKey, Document] = {}
+
+        async def commit(session: AsyncClientSession) -> tuple[BatchPlan, dict[DocKey, Document]]:
+            read.clear()
+            if unknown:
+                read.update(await read_documents(self._db, collections, unknown, session))
+            documents = known | read
             plan = batch.plan(documents, addressed)
             changed = {key: documents[key] for key in plan.changed}
             await write_documents(self._db, collections, changed, session)
@@ -149,9 +180,11 @@ class ProjectionRunner:
                     {"_id": letter["_id"]}, letter, upsert=True, session=session
                 )
             await self._fence(batch, plan, session)
-            return plan
+            return plan, changed
 
-        return await self._mongo_session().with_transaction(commit)
+        plan, changed = await self._mongo_session().with_transaction(commit)
+        self._memory.remember(batch.after(plan), read, changed)
+        return plan
 
     async def _fence(
         self, batch: _Batch, plan: BatchPlan, session: AsyncClientSession | None
@@ -164,8 +197,11 @@ class ProjectionRunner:
         }
         if plan.error is not None:  # the last error stays on show until another replaces it
             progress |= {"last_error": plan.error, "last_error_at": batch.now}
-        fence = {"_id": self.name, "owner": self._worker, "generation": batch.generation,
-                 "position": batch.checkpoint}  # fmt: skip
+        state = batch.state
+        # The parked revision too: a retry rewrites documents this runner may remember.
+        revision = state.parked_revision or {"$in": [0, None]}
+        fence = {"_id": self.name, "owner": self._worker, "generation": state.generation,
+                 "position": state.position, "parked_revision": revision}  # fmt: skip
         update: Document = {"$set": progress}
         if plan.dead_letters:
             update["$inc"] = {"parked_revision": 1}
@@ -179,15 +215,24 @@ class _Batch:
     """The events of one batch and what their plan depends on besides the documents."""
 
     projector: Projector
-    generation: int
+    state: ProjectionState  # as the batch began
     events: list[StoredEvent]
-    checkpoint: int
     parked: set[str]
-    previous: Attempt | None
     now: datetime
 
     def plan(self, documents: dict[DocKey, Document], addressed: Touched) -> BatchPlan:
+        state = self.state
         return plan_batch(
-            self.projector, self.generation, self.events, self.checkpoint, self.parked,
-            self.previous, self.now, documents, LIVE, addressed,
+            self.projector, state.generation, self.events, state.position, self.parked,
+            state.attempt, self.now, documents, LIVE, addressed,
         )  # fmt: skip
+
+    def after(self, plan: BatchPlan) -> ProjectionState:
+        """The state the batch's fenced commit left."""
+        return dataclasses.replace(
+            self.state,
+            position=plan.position,
+            attempt=plan.attempt,
+            last_error=plan.error or self.state.last_error,
+            parked_revision=self.state.parked_revision + bool(plan.dead_letters),
+        )

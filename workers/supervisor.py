@@ -124,6 +124,7 @@ class Supervisor:
                     {"$set": {"owner_session": self._runners[name].session_id}},
                 )
                 log.info("worker %s now projects %s", self.worker, name)
+                self._runners[name].forget()  # others may have projected since it last did
                 self.owned.add(name)
                 self._wakeups[name].set()
         for name in sorted(self.owned)[fair:]:

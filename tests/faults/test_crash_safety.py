@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from pymongo.errors import PyMongoError
+from redis.asyncio.client import PubSub
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,6 +37,7 @@ from workers.rebuild import rebuild
 from workers.state import ensure_state, load_state
 from workers.status import projection_statuses
 from writes.commands import Actor
+from writes.nudge import wake_channel
 
 KILLS = 20
 LEASE_TTL_MS = 1500  # the default 5 s would make every restart wait for the dead lease
@@ -121,6 +123,18 @@ async def wait_for_progress(
             await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(left, 1.0))
 
 
+async def next_commit(wakes: PubSub, engine: AsyncEngine) -> int:
+    """Wait for the next commit's wake-up (the stream commits about 40 times a second);
+    the log's head just after it."""
+    while await wakes.get_message(ignore_subscribe_messages=True, timeout=0):
+        pass  # wake-ups from before now
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if await wakes.get_message(ignore_subscribe_messages=True, timeout=1.0):
+            break
+    return await log_head(engine)
+
+
 async def cli_status(pipeline: Pipeline) -> dict[str, list[str]]:
     """`shop projections status` as a subprocess: its rows by projection name."""
     process = await asyncio.create_subprocess_exec(
@@ -193,35 +207,38 @@ async def test_kill_9_at_random_moments_never_double_counts(
         # kill -9 at random moments while the worker projects the backlog and the orders
         # that keep coming in; restart it each time.
         stop = asyncio.Event()
-        stream = asyncio.create_task(stream_orders(shop, catalog, rng.randrange(1 << 32), stop))
-        behind_at_kill = 0
-        try:
-            for kill in range(KILLS):
-                before = await pipeline.positions()
-                worker = await pipeline.start_worker(extra_env=WORKER_ENV)
-                # The dead worker's leases passed on: the new one owns and advances every
-                # projection.
-                await wait_for_progress(pipeline, worker, before, what=f"restart {kill + 1}")
-                await asyncio.sleep(rng.uniform(0, KILL_WITHIN_S))  # picks the moment to kill
-                behind_at_kill += min((await pipeline.positions()).values()) < await log_head(
-                    engine
-                )
-                await pipeline.kill(worker)  # SIGKILL
-                assert worker.returncode == -signal.SIGKILL
+        async with pipeline.redis.pubsub() as wakes:
+            await wakes.subscribe(wake_channel(pipeline.settings.redis_prefix))
+            stream = asyncio.create_task(stream_orders(shop, catalog, rng.randrange(1 << 32), stop))
+            behind_at_kill = 0
+            try:
+                for kill in range(KILLS):
+                    before = await pipeline.positions()
+                    worker = await pipeline.start_worker(extra_env=WORKER_ENV)
+                    # The dead worker's leases passed on: the new one owns and advances every
+                    # projection.
+                    await wait_for_progress(pipeline, worker, before, what=f"restart {kill + 1}")
+                    await asyncio.sleep(rng.uniform(0, KILL_WITHIN_S))  # picks the moment to kill
+                    # ...then the next commit's wake-up: the worker is starting a batch, not idle
+                    # (a worker that keeps up with the stream mostly is).
+                    head = await next_commit(wakes, engine)
+                    await pipeline.kill(worker)  # SIGKILL
+                    behind_at_kill += min((await pipeline.positions()).values()) < head
+                    assert worker.returncode == -signal.SIGKILL
 
-                # No worker runs now: status shows the backlog, and the dead worker's lease
-                # until it expires (catching_up), then stopped; never live while behind.
-                for status in await projection_statuses(engine, pipeline.db):
-                    assert status.position <= status.head_position
-                    if status.position < status.head_position:
-                        assert status.lag_events > 0, status
-                        assert status.lag_ms > 0, status
-                        assert status.state in {"catching_up", "stopped"}, status
-        finally:
-            # However the loop ended: the stream writes into the run's shared event log,
-            # so it must not outlive this test.
-            stop.set()
-            streamed = await stream
+                    # No worker runs now: status shows the backlog, and the dead worker's lease
+                    # until it expires (catching_up), then stopped; never live while behind.
+                    for status in await projection_statuses(engine, pipeline.db):
+                        assert status.position <= status.head_position
+                        if status.position < status.head_position:
+                            assert status.lag_events > 0, status
+                            assert status.lag_ms > 0, status
+                            assert status.state in {"catching_up", "stopped"}, status
+            finally:
+                # However the loop ended: the stream writes into the run's shared event log,
+                # so it must not outlive this test.
+                stop.set()
+                streamed = await stream
         head = await log_head(engine)
 
         assert streamed > 50
