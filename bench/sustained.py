@@ -85,4 +85,6 @@ def _row(plan: Plan, burst_rps: float, steps: list[tuple[float, RoundLag]]) -> R
         "same two cores as the API, the worker and the stores, so at the burst rate the "
         "machine, not only the worker, is saturated."
     ]
+    row.notes += [f"- Error sample at {fraction:g}: {step.error_sample}"
+                  for fraction, step in steps if step.error_sample]  # fmt: skip
     return row
