@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product
-from tests.e2e.test_subscriptions import place_ok
 from tests.pipeline import Pipeline
+from tests.shop_api import create_product, place_ok
 
 pytestmark = pytest.mark.node
 

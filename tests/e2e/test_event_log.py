@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tests.conftest import Api, sign_up
-from tests.e2e.test_orders import create_product, place
+from tests.shop_api import create_product, place
 from tests.support import (
     CANCEL_ORDER,
     CHANGE_PRICE,

@@ -2,60 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Api, Customer, sign_up
+from tests.shop_api import create_product, place, product_stock
 from tests.support import (
     CANCEL_ORDER,
-    CREATE_PRODUCT,
     PLACE_ORDER,
     SHIP_ORDER,
     count_events,
     error_codes,
-    unique,
 )
-
-
-async def create_product(
-    api: Api, admin_token: str, stock: int = 10, price: int = 1250
-) -> dict[str, Any]:
-    data = await api.client.data(
-        CREATE_PRODUCT,
-        {"input": {"sku": unique("SKU"), "name": "Blue mug", "priceCents": price, "stock": stock}},
-        admin_token,
-    )
-    result = data["createProduct"]
-    assert result["__typename"] == "ProductSuccess", result
-    product: dict[str, Any] = result["product"]
-    return product
-
-
-async def place(
-    api: Api, token: str, lines: list[tuple[str, int]], key: str | None = None
-) -> dict[str, Any]:
-    variables = {
-        "input": {
-            "lines": [{"productId": pid, "quantity": qty} for pid, qty in lines],
-            "idempotencyKey": key,
-        }
-    }
-    data = await api.client.data(PLACE_ORDER, variables, token)
-    result: dict[str, Any] = data["placeOrder"]
-    return result
-
-
-async def product_stock(api: Api, admin_token: str, product_id: str) -> int:
-    """Current stock as the write side reports it (a zero-quantity restock is refused, so use price)."""
-    from tests.support import CHANGE_PRICE
-
-    data = await api.client.data(
-        CHANGE_PRICE, {"input": {"productId": product_id, "priceCents": 1250}}, admin_token
-    )
-    stock: int = data["changeProductPrice"]["product"]["stock"]
-    return stock
 
 
 async def test_place_order_returns_the_committed_order(

@@ -6,8 +6,8 @@ from app.asgi import create_app
 from app.bootstrap import build_sync_mongo
 from app.settings import Settings
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline
+from tests.shop_api import create_product, place
 from tests.support import free_port, serving, token_position, unique, without_cost
 
 ORDER = "query($id: ID!) { order(id: $id) { id status totalCents customer { id } lines { sku quantity } } }"

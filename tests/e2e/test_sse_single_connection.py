@@ -20,16 +20,10 @@ from app.asgi import create_app
 from app.settings import Settings
 from schema.auth import TokenService
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product
 from tests.e2e.test_sse_subscriptions import END_BUDGET_S, SHORT_TTL_S, WAIT_S, hub_of, settled
-from tests.e2e.test_subscriptions import (
-    MY_ORDERS_UPDATED,
-    PRODUCT_UPDATED,
-    codes,
-    order_state,
-    place_ok,
-)
+from tests.e2e.test_subscriptions import order_state
 from tests.pipeline import Pipeline
+from tests.shop_api import MY_ORDERS_UPDATED, PRODUCT_UPDATED, codes, create_product, place_ok
 from tests.sse_client import EVENT_STREAM, TOKEN_HEADER, SseStream
 from tests.support import free_port, serving
 from writes.commands import Role

@@ -28,19 +28,15 @@ from app.settings import Settings
 from reads.hub import ProjectionHub
 from schema.auth import TokenService
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product
 from tests.e2e.test_subscriptions import (
-    MY_ORDERS_UPDATED,
-    PRODUCT_UPDATED,
     SALES_DASHBOARD_UPDATED,
-    codes,
     mutate,
     new_product,
     order_state,
-    place_ok,
     projected,
 )
 from tests.pipeline import Pipeline
+from tests.shop_api import MY_ORDERS_UPDATED, PRODUCT_UPDATED, codes, create_product, place_ok
 from tests.sse_client import SseStream, sse, sse_headers
 from tests.support import (
     CANCEL_ORDER,

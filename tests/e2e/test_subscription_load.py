@@ -12,8 +12,8 @@ from typing import Any
 from app.settings import Settings
 from reads.hub import DEFAULT_QUEUE
 from tests.conftest import Api, sign_up
-from tests.e2e.test_orders import place
 from tests.pipeline import Pipeline
+from tests.shop_api import place
 from tests.support import (
     CHANGE_PRICE,
     CREATE_PRODUCT,

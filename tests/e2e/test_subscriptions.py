@@ -23,8 +23,14 @@ from websockets.exceptions import ConnectionClosed
 from app.settings import Settings
 from schema.auth import TokenService
 from tests.conftest import Api, Customer, sign_up
-from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline
+from tests.shop_api import (
+    MY_ORDERS_UPDATED,
+    PRODUCT_UPDATED,
+    codes,
+    create_product,
+    place_ok,
+)
 from tests.support import (
     CANCEL_ORDER,
     CHANGE_PRICE,
@@ -43,12 +49,6 @@ from tests.support import (
 
 ORDER_UPDATED = """subscription($id: ID!) {
   orderUpdated(id: $id) { id status version customer { id } }
-}"""
-MY_ORDERS_UPDATED = """subscription($after: String) {
-  myOrdersUpdated(afterToken: $after) { id status version customer { id } }
-}"""
-PRODUCT_UPDATED = """subscription($id: ID, $after: String) {
-  productUpdated(id: $id, afterToken: $after) { id priceCents stock version }
 }"""
 SALES_DASHBOARD_UPDATED = """subscription {
   salesDashboardUpdated { orderCount revenueCents cancelledCount averageOrderCents }
@@ -102,19 +102,9 @@ async def new_product(
     return dict(created["product"])
 
 
-async def place_ok(api: Api, token: str, product_id: str, quantity: int = 1) -> dict[str, Any]:
-    placed = await place(api, token, [(product_id, quantity)])
-    assert placed["__typename"] == "OrderSuccess", placed
-    return placed
-
-
 def order_state(pushed: dict[str, Any]) -> tuple[str, str, int]:
     order = pushed["orderUpdated"] if "orderUpdated" in pushed else pushed["myOrdersUpdated"]
     return order["id"], order["status"], order["version"]
-
-
-def codes(errors: list[dict[str, Any]]) -> list[str | None]:
-    return [error.get("extensions", {}).get("code") for error in errors]
 
 
 async def assert_refused(ws: GraphQLWebSocket, op_id: str, code: str) -> None:

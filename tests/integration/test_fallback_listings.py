@@ -20,8 +20,8 @@ from reads.products import list_products, low_stock
 from reads.projection_state import STATE
 from reads.sales import dashboard
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import place
 from tests.pipeline import Pipeline, isolated_pipeline
+from tests.shop_api import place
 from tests.support import CANCEL_ORDER, CREATE_PRODUCT, token_position, unique
 
 Doc = dict[str, Any]

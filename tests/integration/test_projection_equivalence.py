@@ -34,7 +34,7 @@ from reads.fallback import (
     projection_documents,
 )
 from tests.conftest import Api, Customer, sign_up
-from tests.e2e.test_orders import create_product, place
+from tests.shop_api import create_product, place
 from tests.support import (
     CANCEL_ORDER,
     CHANGE_PRICE,

@@ -27,8 +27,8 @@ from reads.paging import MAX_PAGE, BadCursor, Ordering, Page, PageSizeError, dec
 from reads.products import BY_NAME, LOW_STOCK_FIRST, list_products, low_stock
 from reads.projection_state import STATE
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
+from tests.shop_api import create_product, place
 from tests.support import CANCEL_ORDER, CREATE_PRODUCT, SHIP_ORDER, token_position
 
 Doc = dict[str, Any]

@@ -33,7 +33,6 @@ from reads.products import (
     low_stock,
 )
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product, place
 from tests.integration.test_reads_paging import (
     collection,
     named_product,
@@ -42,6 +41,7 @@ from tests.integration.test_reads_paging import (
     settle,
 )
 from tests.pipeline import Pipeline, isolated_pipeline
+from tests.shop_api import create_product, place
 from tests.support import CANCEL_ORDER
 
 Doc = dict[str, Any]

@@ -28,8 +28,8 @@ from reads.products import product_by_id
 from reads.projection_state import STATE
 from reads.sales import DashboardArgumentError, dashboard
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
+from tests.shop_api import create_product, place
 from tests.support import CANCEL_ORDER, project, token_position
 from workers.projection import StoredEvent
 from workers.projectors.sales import PROJECTOR as SALES

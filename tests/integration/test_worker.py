@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product, place
 from tests.pipeline import Pipeline, isolated_pipeline
+from tests.shop_api import create_product, place
 from tests.support import token_position
 
 

@@ -24,8 +24,8 @@ from reads.hub import ProjectionHub
 from reads.read_model import ReadModel
 from tests.conftest import Api
 from tests.e2e.test_subscription_load import HEAVY, create
-from tests.e2e.test_subscriptions import PRODUCT_UPDATED, codes
 from tests.pipeline import Pipeline
+from tests.shop_api import PRODUCT_UPDATED, codes
 from tests.support import (
     CHANGE_PRICE,
     LEGACY_WS,

@@ -26,9 +26,8 @@ from app.asgi import create_app
 from app.settings import Settings
 from schema.auth import TokenService
 from tests.conftest import Api, Customer
-from tests.e2e.test_orders import create_product
-from tests.e2e.test_subscriptions import MY_ORDERS_UPDATED, PRODUCT_UPDATED, codes, place_ok
 from tests.pipeline import Pipeline
+from tests.shop_api import MY_ORDERS_UPDATED, PRODUCT_UPDATED, codes, create_product, place_ok
 from tests.support import (
     LEGACY_WS,
     TRANSPORT_WS,
