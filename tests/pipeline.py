@@ -26,7 +26,9 @@ from app.settings import Settings
 from reads.projection_state import STATE
 from tests.support import run_command, unique
 from workers.notifications import projections_channel
+from workers.projection import Projector
 from workers.projectors import PROJECTORS
+from workers.runner import ProjectionRunner
 from workers.status import projection_statuses
 from workers.verify import verify_projection
 from writes.commands import (
@@ -319,3 +321,20 @@ async def watch_states(
                 states.append(status.state)
         if last:
             return states
+
+
+def live_runner(
+    engine: AsyncEngine, pipeline: Pipeline, projector: Projector, worker: str
+) -> ProjectionRunner:
+    """An in-process runner of `projector` as `worker`, so a test sets races up instead of
+    hoping for them."""
+    return ProjectionRunner(
+        projector, engine, pipeline.mongo, pipeline.db, pipeline.redis,
+        pipeline.settings.redis_prefix, worker, pipeline.settings.projection_batch_size,
+    )  # fmt: skip
+
+
+async def drain(runner: ProjectionRunner) -> None:
+    """Run batches until one finds no event; a refused batch (CheckpointMoved) fails."""
+    while (await runner.run_batch())[0]:
+        pass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Api
-from tests.support import CHANGE_PRICE, CREATE_PRODUCT, PLACE_ORDER, unique
+from tests.support import CHANGE_PRICE, CREATE_PRODUCT, place_order, unique
 
 MY_ORDERS_UPDATED = """subscription($after: String) {
   myOrdersUpdated(afterToken: $after) { id status version customer { id } }
@@ -33,15 +33,8 @@ async def create_product(
 async def place(
     api: Api, token: str, lines: list[tuple[str, int]], key: str | None = None
 ) -> dict[str, Any]:
-    variables = {
-        "input": {
-            "lines": [{"productId": pid, "quantity": qty} for pid, qty in lines],
-            "idempotencyKey": key,
-        }
-    }
-    data = await api.client.data(PLACE_ORDER, variables, token)
-    result: dict[str, Any] = data["placeOrder"]
-    return result
+    """The placeOrder result for `(product id, quantity)` lines."""
+    return await place_order(api.client, token, lines, key)
 
 
 async def product_stock(api: Api, admin_token: str, product_id: str) -> int:

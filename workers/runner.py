@@ -114,8 +114,8 @@ class ProjectionRunner:
             # again.
             return await self.run_batch()
         except BaseException:
-            # A failed fence, an outage or a cancellation: whatever was remembered may be
-            # stale or half-applied; the next batch starts from what MongoDB holds.
+            # An outage or a cancellation: whatever was remembered may be stale or half
+            # applied; the next batch starts from what MongoDB holds.
             self._memory.forget()
             raise
 

@@ -13,11 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reads.projection_state import STATE, physical_names
-from tests.pipeline import Pipeline, Writer
+from tests.pipeline import Pipeline, Writer, drain, live_runner
 from workers.log_reader import log_head
 from workers.projectors import PROJECTORS
 from workers.rebuild import Replay, claim
-from workers.runner import ProjectionRunner
 from workers.state import acquire_lease, ensure_state
 
 LIVE = "live-worker"
@@ -31,21 +30,13 @@ async def start_at_head(engine: AsyncEngine, pipeline: Pipeline) -> int:
     return head
 
 
-async def drain(runner: ProjectionRunner) -> None:
-    while (await runner.run_batch())[0]:
-        pass
-
-
 async def test_a_rebuild_that_lost_the_race_holds_the_lease_then_gives_it_back(
     engine: AsyncEngine, pipeline: Pipeline
 ) -> None:
     assert pipeline.settings.redis_url is not None
     writer = Writer(engine, pipeline.settings.redis_url, pipeline.settings.redis_prefix)
     projector = PROJECTORS["orders"]
-    live = ProjectionRunner(
-        projector, engine, pipeline.mongo, pipeline.db, pipeline.redis,
-        pipeline.settings.redis_prefix, LIVE, pipeline.settings.projection_batch_size,
-    )  # fmt: skip
+    live = live_runner(engine, pipeline, projector, LIVE)
     try:
         await ensure_state(pipeline.db, projector)
         assert await acquire_lease(pipeline.db, "orders", LIVE, ttl_ms=60_000)
@@ -106,10 +97,7 @@ async def test_a_failed_hold_gives_the_lease_back(engine: AsyncEngine, pipeline:
     assert pipeline.settings.redis_url is not None
     writer = Writer(engine, pipeline.settings.redis_url, pipeline.settings.redis_prefix)
     projector = PROJECTORS["orders"]
-    live = ProjectionRunner(
-        projector, engine, pipeline.mongo, pipeline.db, pipeline.redis,
-        pipeline.settings.redis_prefix, LIVE, pipeline.settings.projection_batch_size,
-    )  # fmt: skip
+    live = live_runner(engine, pipeline, projector, LIVE)
     try:
         await ensure_state(pipeline.db, projector)
         assert await acquire_lease(pipeline.db, "orders", LIVE, ttl_ms=60_000)

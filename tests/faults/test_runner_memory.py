@@ -18,22 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reads.documents import SALES_TOTALS, SALES_TOTALS_ID
 from reads.projection_state import DEAD_LETTERS, STATE
-from tests.pipeline import Pipeline, Writer
+from tests.pipeline import Pipeline, Writer, drain, live_runner
 from workers.log_reader import log_head, read_positions
 from workers.policy import dead_letter
 from workers.projectors import PROJECTORS
 from workers.retry import retry_parked
-from workers.runner import ProjectionRunner
 from workers.state import acquire_lease, ensure_state, load_state
 
 LIVE = "memory-test-worker"
 NAME = "sales"
-
-
-async def drain(runner: ProjectionRunner) -> None:
-    """Run batches until none finds an event; a refused one (CheckpointMoved) fails."""
-    while (await runner.run_batch())[0]:
-        pass
 
 
 async def totals(pipeline: Pipeline) -> dict[str, Any]:
@@ -59,10 +52,7 @@ async def test_a_retry_between_batches_is_not_overwritten_by_what_the_runner_rem
     assert pipeline.settings.redis_url is not None
     writer = Writer(engine, pipeline.settings.redis_url, pipeline.settings.redis_prefix)
     projector = PROJECTORS[NAME]
-    live = ProjectionRunner(
-        projector, engine, pipeline.mongo, pipeline.db, pipeline.redis,
-        pipeline.settings.redis_prefix, LIVE, pipeline.settings.projection_batch_size,
-    )  # fmt: skip
+    live = live_runner(engine, pipeline, projector, LIVE)
     try:
         await ensure_state(pipeline.db, projector)
         assert await acquire_lease(pipeline.db, NAME, LIVE, ttl_ms=60_000)
