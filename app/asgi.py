@@ -30,8 +30,8 @@ from app.sse import EventStreams
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
 from reads.products import SearchLimits
+from reads.queries import ReadQueries
 from reads.read_model import ReadModel
-from reads.service import QueryService
 from schema.auth import TokenService
 from schema.build import build_schema
 from schema.consistency import ConsistencyTokens
@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> Starlette:
                     settings.jwt_issuer,
                 ),
                 consistency=ConsistencyTokens(settings.consistency_keys()),
-                queries=QueryService(
+                queries=ReadQueries(
                     read_model,
                     hub,
                     sessions,

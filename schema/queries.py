@@ -1,4 +1,4 @@
-"""Every Query field: thin resolvers over reads.service, permissions checked here."""
+"""Every Query field: thin resolvers over reads.queries, permissions checked here."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from reads.consistency import PositionNotCommitted
 from reads.paging import BadCursor, PageSizeError
 from reads.products import BadSearch
+from reads.queries import ReadModelUnavailable, Served
 from reads.sales import DashboardArgumentError
-from reads.service import ReadModelUnavailable, Served
 from schema.context import Info
 from schema.errors import ApiError
 from writes.commands import Actor

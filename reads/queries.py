@@ -45,7 +45,7 @@ class Served:
     waited: bool = False
 
 
-class QueryService:
+class ReadQueries:
     def __init__(
         self,
         read_model: ReadModel,
