@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
@@ -31,7 +30,7 @@ from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
 from reads.products import SearchLimits
 from reads.queries import ReadQueries
-from reads.read_model import ReadModel
+from reads.read_model import ReadModel, ReadModelUnavailable
 from schema.auth import TokenService
 from schema.build import build_schema
 from schema.consistency import ConsistencyTokens
@@ -134,7 +133,7 @@ def create_app(settings: Settings) -> Starlette:
         read_model = ReadModel(clients.db)
         try:
             await read_model.ensure_indexes()
-        except PyMongoError as exc:  # serving writes (and fallbacks) must not wait on MongoDB
+        except ReadModelUnavailable as exc:  # serving writes (and fallbacks) must not wait on it
             log.warning("read-model indexes not ensured at start-up: %s", exc)
         try:
             await ensure_migrated(engine)
