@@ -128,7 +128,11 @@ def create_app(settings: Settings) -> Starlette:
         # Built without connecting: a store outage must not stop the API from serving.
         clients = build_clients(settings)
         engine, redis = clients.engine, clients.redis
-        hub = ProjectionHub(redis, projections_channel(settings.redis_prefix))
+        hub = ProjectionHub(
+            redis,
+            projections_channel(settings.redis_prefix),
+            on_listener_count=metrics.notification_listeners_changed,
+        )
         sessions = session_factory(engine)
         read_model = ReadModel(clients.db)
         try:
