@@ -145,7 +145,7 @@ class ProjectionHub:
                 await self._unsubscribe()
 
     def _changed(self) -> None:
-        self._on_listener_count(len(self._listeners))
+        self._on_listener_count(self.listener_count)
         self._listeners_changed.set()
         self._listeners_changed = asyncio.Event()
 
