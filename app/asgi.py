@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
@@ -30,8 +29,8 @@ from app.sse import EventStreams
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
 from reads.products import SearchLimits
-from reads.read_model import ReadModel
-from reads.service import QueryService
+from reads.queries import ReadQueries
+from reads.read_model import ReadModel, ReadModelUnavailable
 from schema.auth import TokenService
 from schema.build import build_schema
 from schema.consistency import ConsistencyTokens
@@ -129,12 +128,16 @@ def create_app(settings: Settings) -> Starlette:
         # Built without connecting: a store outage must not stop the API from serving.
         clients = build_clients(settings)
         engine, redis = clients.engine, clients.redis
-        hub = ProjectionHub(redis, projections_channel(settings.redis_prefix))
+        hub = ProjectionHub(
+            redis,
+            projections_channel(settings.redis_prefix),
+            on_listener_count=metrics.notification_listeners_changed,
+        )
         sessions = session_factory(engine)
         read_model = ReadModel(clients.db)
         try:
             await read_model.ensure_indexes()
-        except PyMongoError as exc:  # serving writes (and fallbacks) must not wait on MongoDB
+        except ReadModelUnavailable as exc:  # serving writes (and fallbacks) must not wait on it
             log.warning("read-model indexes not ensured at start-up: %s", exc)
         try:
             await ensure_migrated(engine)
@@ -149,7 +152,7 @@ def create_app(settings: Settings) -> Starlette:
                     settings.jwt_issuer,
                 ),
                 consistency=ConsistencyTokens(settings.consistency_keys()),
-                queries=QueryService(
+                queries=ReadQueries(
                     read_model,
                     hub,
                     sessions,

@@ -25,7 +25,7 @@ from app.persisted.view import PersistedDocumentsView
 from app.ws_frames import FrameReader
 from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
-from reads.service import QueryService
+from reads.queries import ReadQueries
 from schema.auth import TokenService
 from schema.consistency import ConsistencyTokens
 from schema.context import Context
@@ -43,7 +43,7 @@ class Services:
     bus: MessageBus
     tokens: TokenService
     consistency: ConsistencyTokens
-    queries: QueryService
+    queries: ReadQueries
     throttles: AuthThrottles
     persisted: PersistedQueries
 

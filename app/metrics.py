@@ -74,6 +74,15 @@ class ApiMetrics:
             registry=self.registry,
             multiprocess_mode="livesum",
         )
+        # Beside the subscriptions: a count that stays up once they end is a leaked
+        # listener (it holds the process's Redis subscription open).
+        self.notification_listeners = Gauge(
+            "shop_notification_listeners_open",
+            "Listeners on the projection notifications now: subscriptions and "
+            "read-your-writes waits",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
 
     def operation_finished(self, report: OperationReport) -> None:
         outcome = "error" if report.error_codes else "ok"
@@ -101,6 +110,10 @@ class ApiMetrics:
 
     def subscription_closed(self) -> None:
         self.subscriptions.dec()
+
+    def notification_listeners_changed(self, count: int) -> None:
+        """The projection hub's listener count (reads.hub.ProjectionHub calls this)."""
+        self.notification_listeners.set(count)
 
     def _label(self, name: str) -> str:
         """Clients choose operation names: past a bound, new ones share one label."""

@@ -382,16 +382,6 @@ def _order_key(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return placed_at, uuid.UUID(order_id)
 
 
-async def product_documents(
-    session: AsyncSession, product_ids: Sequence[str]
-) -> list[ProductDocument]:
-    """The `products` documents of the known ones among `product_ids`, by id."""
-    ids = _uuids(product_ids)
-    if not ids:
-        return []
-    return await _products(session, Product.id.in_(ids))
-
-
 async def list_products(
     session: AsyncSession,
     *,

@@ -5,6 +5,10 @@ notifications `{projection, ids, position}`. The hub subscribes to the channel w
 least one listener exists and unsubscribes when the last one leaves, so nothing stays
 subscribed in Redis. Delivery never blocks: a listener whose bounded queue is full is
 marked too slow and dropped, and the others go on.
+
+The number of listeners is reported on every change (`on_listener_count`: /metrics
+exports it), and is what tests wait on: a count that stays up once clients have left is
+a listener leaked, and with it the process's Redis subscription.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -68,10 +72,20 @@ class Listener:
         return item
 
 
+def _ignore_count(count: int) -> None:
+    pass
+
+
 class ProjectionHub:
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        on_listener_count: Callable[[int], None] = _ignore_count,
+    ) -> None:
         self._redis = redis
         self._channel = channel
+        self._on_listener_count = on_listener_count
         self._listeners: set[Listener] = set()
         self._lock = asyncio.Lock()
         self._pubsub: PubSub | None = None
@@ -80,6 +94,7 @@ class ProjectionHub:
 
     @property
     def listener_count(self) -> int:
+        """The subscriptions and read-your-writes waiters listening in this process now."""
         return len(self._listeners)
 
     async def until_listener_count(self, count: int) -> None:
@@ -130,6 +145,7 @@ class ProjectionHub:
                 await self._unsubscribe()
 
     def _changed(self) -> None:
+        self._on_listener_count(self.listener_count)
         self._listeners_changed.set()
         self._listeners_changed = asyncio.Event()
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from reads.service import QueryService, Served
+from reads.queries import ReadQueries, Served
 from schema.auth import TokenService, token_expired
 from schema.consistency import ConsistencyTokens
 from schema.limits.config import SharedBudget
@@ -26,7 +26,7 @@ class Context:
     bus: MessageBus
     tokens: TokenService
     consistency: ConsistencyTokens
-    queries: QueryService
+    queries: ReadQueries
     throttles: AuthThrottles
     correlation_id: str
     authorization: str | None = None

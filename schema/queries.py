@@ -1,4 +1,4 @@
-"""Every Query field: thin resolvers over reads.service, permissions checked here."""
+"""Every Query field: thin resolvers over reads.queries, permissions checked here."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from importlib.metadata import version
 
 import strawberry
 
+from reads.nodes import FoundCustomer, FoundOrder, FoundProduct
 from schema.connections import OrderConnection, ProductConnection, page_sizes
 from schema.context import Info
 from schema.customers import Customer
@@ -17,6 +18,7 @@ from schema.projections import ProjectionStatus
 from schema.reading import (
     admin,
     coded_read_errors,
+    may_read_customer,
     may_read_order,
     read,
     read_dashboard,
@@ -37,16 +39,14 @@ class Query:
     @strawberry.field(description="Any object by its UUID; null when unknown or not yours.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         queries = info.context.queries
+        found = await read(info, lambda at: queries.node(id, at))
         actor = info.context.actor()
-        order = await read(info, lambda at: queries.order(id, at))
-        if order is not None:
-            return Order.from_document(order) if may_read_order(actor, order) else None
-        product = await read(info, lambda at: queries.product(id, at))
-        if product is not None:
-            return Product.from_document(product)
-        if actor is not None and (actor.is_admin or str(actor.customer_id) == id.lower()):
-            customer = await read(info, lambda at: queries.customer(id, at))
-            if customer is not None:
+        match found:
+            case FoundOrder(document=order):
+                return Order.from_document(order) if may_read_order(actor, order) else None
+            case FoundProduct(document=product):
+                return Product.from_document(product)
+            case FoundCustomer(document=customer) if may_read_customer(actor, customer):
                 return Customer.from_document(customer)
         return None
 

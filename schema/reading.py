@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from reads.consistency import PositionNotCommitted
 from reads.paging import BadCursor, PageSizeError
 from reads.products import BadSearch
+from reads.queries import Served
+from reads.read_model import ReadModelUnavailable
 from reads.sales import DashboardArgumentError
-from reads.service import ReadModelUnavailable, Served
 from schema.context import Info
 from schema.errors import ApiError
 from writes.commands import Actor
@@ -61,8 +62,12 @@ def admin(info: Info) -> Actor:
     return actor
 
 
-def may_read_order(actor: Actor | None, doc: dict[str, Any]) -> bool:
+def may_read_order(actor: Actor | None, doc: Mapping[str, Any]) -> bool:
     return actor is not None and (actor.is_admin or str(actor.customer_id) == doc["customer"]["id"])
+
+
+def may_read_customer(actor: Actor | None, doc: Mapping[str, Any]) -> bool:
+    return actor is not None and (actor.is_admin or str(actor.customer_id) == doc["_id"])
 
 
 async def read_dashboard(info: Info, days: int, limit: int) -> dict[str, Any]:

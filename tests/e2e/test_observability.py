@@ -8,6 +8,7 @@ read which check failed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.asgi import create_app
 from app.settings import PROJECT_ROOT, Settings
+from reads.hub import ProjectionHub
 from reads.projection_state import DEAD_LETTERS, STATE
 from tests.conftest import PASSWORD, Api
 from tests.pipeline import ALL, Pipeline, Writer, isolated_pipeline, shop
 from tests.support import (
     SIGN_UP,
+    WAIT_S,
     GraphQLClient,
     Scrape,
     free_port,
@@ -61,7 +64,9 @@ async def test_healthz_and_readyz_report_every_check(api: Api, read_side: Pipeli
     assert all(check["ok"] and check["detail"] for check in body["checks"].values()), body
 
 
-async def test_metrics_count_operations_errors_and_open_subscriptions(api: Api) -> None:
+async def test_metrics_count_operations_errors_and_open_subscriptions_and_listeners(
+    api: Api,
+) -> None:
     http = api.client.http
     before = await scrape_metrics(http)
     await api.client.gql("query ObservedProducts { products(first: 1) { edges { node { id } } } }")
@@ -83,12 +88,21 @@ async def test_metrics_count_operations_errors_and_open_subscriptions(api: Api) 
     async def open_subscriptions() -> float:
         return (await scrape_metrics(http)).total("shop_graphql_subscriptions_open")
 
+    async def listeners() -> float:
+        return (await scrape_metrics(http)).total("shop_notification_listeners_open")
+
+    hub: ProjectionHub = api.app.state.services.queries.hub
     idle = before.total("shop_graphql_subscriptions_open")
     async with graphql_ws(api.base_url, "graphql-transport-ws", {}) as ws:
         op_id = await ws.subscribe("subscription { productUpdated { id } }")
         await until(open_subscriptions, lambda n: n == idle + 1)
+        # The subscription listens on the hub: the gauge follows the hub's own count.
+        await until(listeners, lambda n: n == hub.listener_count >= 1)
         await ws.stop(op_id)
         await until(open_subscriptions, lambda n: n == idle)
+        async with asyncio.timeout(WAIT_S):
+            await hub.until_listener_count(0)
+        assert await listeners() == 0
 
 
 async def test_every_metric_the_alert_rules_use_is_exported(api: Api) -> None:

@@ -42,6 +42,7 @@ ORDER_AND_HISTORY = f"""query($id: ID!) {{
 }}"""
 PRODUCTS = "{ products(first: 5) { edges { node { id name stock } } } }"
 ME = "{ me { id orderCount lifetimeValueCents } }"
+NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
 DASHBOARD = "{ salesDashboard { revenueCents orderCount daily { date } topProducts { name } } }"
 
 # The consistency wait plus generous overhead for a loaded two-core machine.
@@ -89,6 +90,8 @@ async def test_a_query_never_touches_postgresql_without_a_token_or_once_caught_u
         (PRODUCTS, {}, None),
         (ME, {}, customer.token),
         (DASHBOARD, {}, admin_token),
+        (NODE, {"id": order["id"]}, customer.token),
+        (NODE, {"id": product["id"]}, None),
     ]
 
     with sql_statements(engine) as sent:
@@ -154,6 +157,19 @@ async def test_with_the_worker_stopped_a_token_reads_its_own_write_from_the_writ
     assert history["extensions"]["consistency"]["servedFrom"] == "write_store"
     assert by_id_s < wait_s + FALLBACK_BUDGET_S
     assert history_s < wait_s + FALLBACK_BUDGET_S
+
+    # node(id:) reads the three projections at once, and falls back as one read.
+    for node_id, type_name, bearer in (
+        (order["id"], "Order", customer.token),
+        (product["id"], "Product", None),
+        (customer.id, "Customer", customer.token),
+    ):
+        started = time.monotonic()
+        node = await client.gql(NODE, {"id": node_id}, bearer, with_token(token))
+        node_s = time.monotonic() - started
+        assert node["data"] == {"node": {"__typename": type_name, "id": node_id}}, node
+        assert node["extensions"]["consistency"]["servedFrom"] == "write_store"
+        assert node_s < wait_s + FALLBACK_BUDGET_S
 
     # Without a token this app answers from its (empty) projection.
     plain = await client.gql(ORDER, {"id": order["id"]}, customer.token)

@@ -3,8 +3,8 @@ answers READ_MODEL_UNAVAILABLE quickly.
 
 The test runs a mongod of its own (the embedded one, under its tmp dir) and a second app
 reading from it, places an order through that app, stops that mongod and queries: by-id
-reads and myOrders fall back to PostgreSQL, reads with no write-store form say
-READ_MODEL_UNAVAILABLE, each within a bound; never a 500, never a hang.
+reads and myOrders fall back to PostgreSQL, reads with no write-store form (and a
+subscription) say READ_MODEL_UNAVAILABLE, each within a bound; never a 500, never a hang.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tests.support import (
     GraphQLClient,
     error_codes,
     free_port,
+    graphql_ws,
     place_order,
     serving,
     unique,
@@ -188,6 +189,12 @@ async def test_with_mongodb_stopped_by_id_reads_fall_back_and_the_rest_say_unava
         assert body[name]["data"] is None
     slow = {name: seconds for name, seconds in took.items() if seconds > budget_s}
     assert not slow, f"over {budget_s} s: {slow}"
+
+    # A subscription's first read of the read model fails: it ends with the same code.
+    async with graphql_ws(str(client.http.base_url), "graphql-transport-ws", {}) as ws:
+        op_id = await ws.subscribe("subscription { productUpdated { id } }")
+        errors = await ws.refusal(op_id, budget_s=HANG_S)
+        assert error_codes({"errors": errors}) == ["READ_MODEL_UNAVAILABLE"], errors
 
     # MongoDB back: the same app reads its read model again, without a restart.
     await own_mongo.start()

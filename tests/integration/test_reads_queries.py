@@ -22,7 +22,14 @@ from app.settings import Settings
 from reads import fallback
 from reads.customers import customer_by_id
 from reads.documents import POSITION, SALES_DAILY, SALES_PRODUCTS, SALES_TOTALS
-from reads.nodes import find_node
+from reads.nodes import (
+    FoundCustomer,
+    FoundNode,
+    FoundOrder,
+    FoundProduct,
+    find_node,
+    written_node,
+)
 from reads.orders import order_by_id
 from reads.products import product_by_id
 from reads.projection_state import STATE
@@ -263,9 +270,6 @@ async def test_lookups_by_id_and_node(
         assert _without_position([order]) == [await fallback.order_document(session, order_id)]
         assert product is not None
         assert _without_position([product]) == [await fallback.product_document(session, mug["id"])]
-        assert _without_position(await fallback.product_documents(session, [mug["id"], "bad"])) == [
-            await fallback.product_document(session, mug["id"])
-        ]
         assert me is not None
         assert _without_position([me]) == [await fallback.customer_document(session, customer.id)]
     for lookup, coll in (
@@ -277,23 +281,38 @@ async def test_lookups_by_id_and_node(
         assert await lookup(coll, "not-a-uuid") is None
         assert await lookup(coll, "") is None
 
-    assert await find_node(orders, products, customers, order_id.upper()) == ("Order", order)
-    assert await find_node(orders, products, customers, mug["id"]) == ("Product", product)
-    assert await find_node(orders, products, customers, customer.id) == ("Customer", me)
+    assert _found(await find_node(orders, products, customers, order_id.upper())) == (
+        FoundOrder,
+        order,
+    )
+    assert _found(await find_node(orders, products, customers, mug["id"])) == (
+        FoundProduct,
+        product,
+    )
+    assert _found(await find_node(orders, products, customers, customer.id)) == (
+        FoundCustomer,
+        me,
+    )
     assert await find_node(orders, products, customers, UNKNOWN_ID) is None
     assert await find_node(orders, products, customers, "not-a-uuid") is None
-    # Collections of different databases are looked up one by one, with the same answers.
-    other_db = pipeline.mongo[pipeline.db.name + "_x"]
-    try:
-        await other_db["customers"].insert_one(me)
-        assert await find_node(orders, products, other_db["customers"], customer.id) == (
-            "Customer",
-            me,
+    # The write store answers node(id:) with the same documents, less their positions.
+    async with AsyncSession(engine) as session:
+        assert _found(await written_node(session, order_id.upper())) == (
+            FoundOrder,
+            _without_position([order])[0],
         )
-        assert await find_node(orders, products, other_db["customers"], mug["id"]) == (
-            "Product",
-            product,
+        assert _found(await written_node(session, mug["id"])) == (
+            FoundProduct,
+            _without_position([product])[0],
         )
-        assert await find_node(orders, products, other_db["customers"], UNKNOWN_ID) is None
-    finally:
-        await pipeline.mongo.drop_database(other_db.name)
+        assert _found(await written_node(session, customer.id)) == (
+            FoundCustomer,
+            _without_position([me])[0],
+        )
+        assert await written_node(session, UNKNOWN_ID) is None
+        assert await written_node(session, "not-a-uuid") is None
+
+
+def _found(node: FoundNode | None) -> tuple[type, Mapping[str, Any]] | None:
+    """What a node look-up found, as (its kind, its document), for comparing."""
+    return None if node is None else (type(node), node.document)

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import OTHER, ApiMetrics
 from app.settings import PROJECT_ROOT
-from reads.service import Served
+from reads.queries import Served
 from schema.build import build_schema
 from schema.observe import OperationReport, _consistency
 from workers.batch_timings import BUCKETS, BatchTimings, histogram

@@ -1,38 +1,36 @@
-"""What query resolvers call: projection reads with read-your-writes and the fallback.
+"""What query resolvers call: projection reads with read-your-writes and the fallback,
+the node look-up, projection status and the update streams (reads.feed).
 
 Given a consistency position, a read first makes sure the projections it reads have
 reached it (waiting briefly on notifications); if they have not, it answers from the
 write store through reads.fallback, in the same document shape. Without a position the
 projection is served as it is. A position beyond the event log's head is refused before
 any wait (PositionNotCommitted), and a search beyond its limits before any read
-(BadSearch). When MongoDB is unreachable, by-id reads and a customer's order history fall
-back to the write store; other reads raise ReadModelUnavailable.
+(BadSearch). When MongoDB is unreachable, by-id reads (node included) and a customer's
+order history fall back to the write store; other reads raise ReadModelUnavailable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from pymongo.errors import PyMongoError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reads import customers, fallback, orders, products, sales
 from reads.consistency import LogHead, wait_for_position
 from reads.feed import ChangeFeed
 from reads.hub import ProjectionHub
+from reads.nodes import FoundNode, find_node, written_node
 from reads.paging import Page
 from reads.products import SearchLimits, check_search
 from reads.projection_state import ProjectionStatus
-from reads.read_model import ReadModel
+from reads.read_model import ReadModel, ReadModelUnavailable, unavailable_on_outage
 
 T = TypeVar("T")
 Document = dict[str, Any]
-
-
-class ReadModelUnavailable(Exception):
-    """MongoDB cannot be reached and this read has no write-store fallback."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Served:
     waited: bool = False
 
 
-class QueryService:
+class ReadQueries:
     def __init__(
         self,
         read_model: ReadModel,
@@ -65,10 +63,36 @@ class QueryService:
     async def projection_statuses(self) -> list[ProjectionStatus]:
         """Every projection's status (ReadModel.statuses); its state lives in MongoDB alone, so an
         outage is ReadModelUnavailable."""
-        try:
+        with unavailable_on_outage():
             return await self.read_model.statuses()
-        except PyMongoError as exc:
-            raise ReadModelUnavailable(str(exc)) from exc
+
+    async def projection_progress(self) -> AsyncGenerator[ProjectionStatus, None]:
+        """Each projection's status after every batch it commits; ReadModelUnavailable
+        when MongoDB cannot be reached."""
+        # Closed with this stream, not whenever the garbage collector gets to it: the
+        # listener it holds is what keeps the process subscribed in Redis.
+        async with aclosing(self.feed.notices(list(fallback.PROJECTIONS))) as notices:
+            async for notice in notices:
+                for status in await self.projection_statuses():
+                    if status.name == notice.projection:
+                        yield status
+
+    async def node(self, node_id: str, at: int | None) -> tuple[FoundNode | None, Served | None]:
+        """The order, product or customer `node_id` names, in one read of the projections
+        (or of the write store), whoever may see it: the caller decides that."""
+
+        async def projected() -> FoundNode | None:
+            return await find_node(
+                await self._collection("orders"),
+                await self._collection("products"),
+                await self._collection("customers"),
+                node_id,
+            )
+
+        async def written(session: AsyncSession) -> FoundNode | None:
+            return await written_node(session, node_id)
+
+        return await self._read(("orders", "products", "customers"), at, projected, written)
 
     async def order(self, order_id: str, at: int | None) -> tuple[Document | None, Served | None]:
         async def projected() -> Document | None:
@@ -77,7 +101,7 @@ class QueryService:
         async def written(session: AsyncSession) -> Document | None:
             return cast("Document | None", await fallback.order_document(session, order_id))
 
-        return await self._read("orders", at, projected, written)
+        return await self._read(("orders",), at, projected, written)
 
     async def customer_orders(
         self,
@@ -113,7 +137,7 @@ class QueryService:
                 before=before,
             )
 
-        return await self._read("orders", at, projected, written)
+        return await self._read(("orders",), at, projected, written)
 
     async def count_customer_orders(
         self, customer_id: str, *, status: str | None, at: int | None
@@ -125,7 +149,7 @@ class QueryService:
         async def written(session: AsyncSession) -> int:
             return await fallback.count_customer_orders(session, customer_id, status=status)
 
-        return await self._read("orders", at, projected, written)
+        return await self._read(("orders",), at, projected, written)
 
     async def product(
         self, product_id: str, at: int | None
@@ -136,7 +160,7 @@ class QueryService:
         async def written(session: AsyncSession) -> Document | None:
             return cast("Document | None", await fallback.product_document(session, product_id))
 
-        return await self._read("products", at, projected, written)
+        return await self._read(("products",), at, projected, written)
 
     async def customer(
         self, customer_id: str, at: int | None
@@ -148,7 +172,7 @@ class QueryService:
         async def written(session: AsyncSession) -> Document | None:
             return cast("Document | None", await fallback.customer_document(session, customer_id))
 
-        return await self._read("customers", at, projected, written)
+        return await self._read(("customers",), at, projected, written)
 
     async def products(
         self,
@@ -187,7 +211,7 @@ class QueryService:
                 before=before,
             )
 
-        return await self._read("products", at, projected, written, mongo_required=True)
+        return await self._read(("products",), at, projected, written, mongo_required=True)
 
     async def count_products(
         self, *, search: str | None, in_stock: bool | None, at: int | None
@@ -202,7 +226,7 @@ class QueryService:
         async def written(session: AsyncSession) -> int:
             return await fallback.count_products(session, search=search, in_stock=in_stock)
 
-        return await self._read("products", at, projected, written, mongo_required=True)
+        return await self._read(("products",), at, projected, written, mongo_required=True)
 
     async def low_stock(
         self,
@@ -225,7 +249,7 @@ class QueryService:
                 session, below=below, first=first, after=after, last=last, before=before
             )
 
-        return await self._read("products", at, projected, written, mongo_required=True)
+        return await self._read(("products",), at, projected, written, mongo_required=True)
 
     async def count_low_stock(self, *, below: int, at: int | None) -> tuple[int, Served | None]:
         async def projected() -> int:
@@ -235,7 +259,7 @@ class QueryService:
         async def written(session: AsyncSession) -> int:
             return await fallback.count_low_stock(session, below=below)
 
-        return await self._read("products", at, projected, written, mongo_required=True)
+        return await self._read(("products",), at, projected, written, mongo_required=True)
 
     async def dashboard(
         self, *, days: int, limit: int, at: int | None
@@ -252,7 +276,7 @@ class QueryService:
         async def written(session: AsyncSession) -> Document:
             return await fallback.dashboard(session, days=days, limit=limit)
 
-        return await self._read("sales", at, projected, written, mongo_required=True)
+        return await self._read(("sales",), at, projected, written, mongo_required=True)
 
     async def _log_head(self) -> int:
         async with self._sessions() as session:
@@ -263,29 +287,31 @@ class QueryService:
 
     async def _read(
         self,
-        projection: str,
+        projections: tuple[str, ...],
         at: int | None,
         projected: Callable[[], Awaitable[T]],
         written: Callable[[AsyncSession], Awaitable[T]],
         *,
         mongo_required: bool = False,
     ) -> tuple[T, Served | None]:
-        """`projected()` when fresh enough, else `written()` from the write store.
+        """`projected()` when `projections` are fresh enough, else `written()` from the
+        write store.
 
         With MongoDB unreachable a read falls back too, unless `mongo_required`: listings
         and the dashboard are too heavy to serve from the write store under an outage.
         """
         try:
-            if at is None:
-                return await projected(), None
-            fresh = await wait_for_position(
-                self.read_model, self.hub, (projection,), at, self._wait_s, self._head
-            )
-            if fresh.caught_up:
-                return await projected(), Served("projection", fresh.position, fresh.waited)
-        except PyMongoError as exc:
+            with unavailable_on_outage():
+                if at is None:
+                    return await projected(), None
+                fresh = await wait_for_position(
+                    self.read_model, self.hub, projections, at, self._wait_s, self._head
+                )
+                if fresh.caught_up:
+                    return await projected(), Served("projection", fresh.position, fresh.waited)
+        except ReadModelUnavailable:
             if mongo_required:
-                raise ReadModelUnavailable(str(exc)) from exc
+                raise
             async with self._sessions() as session:
                 return await written(session), Served("write_store", 0)
         async with self._sessions() as session:
