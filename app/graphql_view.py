@@ -27,7 +27,7 @@ from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
 from reads.service import QueryService
 from schema.auth import TokenService
-from schema.consistency import ConsistencyTokens
+from schema.consistency import CONSISTENCY_HEADER, ConsistencyTokens
 from schema.context import Context
 from schema.errors import ApiError
 from schema.throttling import AuthThrottles
@@ -124,7 +124,7 @@ class ShopGraphQL(PersistedDocumentsView):
             throttles=shared.throttles,
             correlation_id=request_id,
             authorization=request.headers.get("authorization"),
-            consistency_token=request.headers.get("x-consistency-token"),
+            consistency_token=request.headers.get(CONSISTENCY_HEADER),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
