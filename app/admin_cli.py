@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from app.services import resolved_settings
+from app.process import resolved_settings
 from app.settings import Settings
 
 

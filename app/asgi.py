@@ -16,7 +16,7 @@ from app.bootstrap import build_clients
 from app.graphiql import graphiql_routes
 from app.graphql_http.requests import BatchPolicy
 from app.graphql_http.view import HttpRules
-from app.graphql_view import Services, ShopGraphQL
+from app.graphql_view import AppDependencies, ShopGraphQL
 from app.health import Probes, health_routes
 from app.limits import BodySizeLimit
 from app.metrics import ApiMetrics, metrics_route
@@ -143,7 +143,7 @@ def create_app(settings: Settings) -> Starlette:
             await ensure_migrated(engine)
             app.state.engine = engine
             app.state.probes = Probes(engine, clients.db, redis, settings)
-            app.state.services = Services(
+            app.state.dependencies = AppDependencies(
                 bus=clients.bus,
                 tokens=TokenService(
                     settings.jwt_secret,

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.services import resolved_settings
+from app.process import resolved_settings
 from app.settings import Settings
 from workers.config import WorkerConfig
 from writes.bus import MessageBus

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from app.embedded import EmbeddedServiceError
     from app.logs import configure_logging
-    from app.services import Terminated, terminate
+    from app.process import Terminated, terminate
     from app.settings import Settings
     from writes.db import DatabaseNotMigrated
 

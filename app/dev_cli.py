@@ -15,8 +15,8 @@ import os
 import sys
 import time
 
+from app.process import resolved_settings
 from app.seed import command as seed_command
-from app.services import resolved_settings
 from app.settings import Settings
 from app.supervision import Child, ProcessSupervisor, run_until_signalled
 from writes.db import migrate

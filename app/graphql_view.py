@@ -27,7 +27,7 @@ from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
 from reads.queries import ReadQueries
 from schema.auth import TokenService
-from schema.consistency import ConsistencyTokens
+from schema.consistency import CONSISTENCY_HEADER, ConsistencyTokens
 from schema.context import Context
 from schema.errors import ApiError
 from schema.throttling import AuthThrottles
@@ -37,8 +37,9 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 @dataclass(frozen=True)
-class Services:
-    """What resolvers need, built once in the lifespan."""
+class AppDependencies:
+    """The clients and services one app's requests share, built once in its lifespan
+    (app.state.dependencies); each request's Context is made from them."""
 
     bus: MessageBus
     tokens: TokenService
@@ -109,21 +110,21 @@ class ShopGraphQL(PersistedDocumentsView):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        services: Services = request.app.state.services
+        shared: AppDependencies = request.app.state.dependencies
         request_id = correlation_id(request)
         if isinstance(response, Response):
             response.headers["X-Request-ID"] = request_id
         return Context(
             request=request,
             response=response,
-            bus=services.bus,
-            tokens=services.tokens,
-            consistency=services.consistency,
-            queries=services.queries,
-            throttles=services.throttles,
+            bus=shared.bus,
+            tokens=shared.tokens,
+            consistency=shared.consistency,
+            queries=shared.queries,
+            throttles=shared.throttles,
             correlation_id=request_id,
             authorization=request.headers.get("authorization"),
-            consistency_token=request.headers.get("x-consistency-token"),
+            consistency_token=request.headers.get(CONSISTENCY_HEADER),
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

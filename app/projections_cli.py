@@ -35,7 +35,7 @@ def _run(
 ) -> Callable[[Settings, argparse.Namespace], int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
         from app.bootstrap import open_clients
-        from app.services import resolved_settings
+        from app.process import resolved_settings
 
         with resolved_settings(settings, postgres=True, mongo=True, redis=True) as resolved:
 

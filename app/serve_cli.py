@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from app.services import resolved_settings
+from app.process import resolved_settings
 from app.settings import Settings
 
 

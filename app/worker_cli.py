@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from app.services import resolved_settings, terminate
+from app.process import resolved_settings, terminate
 from app.settings import Settings
 from app.supervision import Backoff, Child, ProcessSupervisor, run_until_signalled
 

@@ -1,4 +1,7 @@
-"""Read-your-writes: wait briefly for the projections a query reads to reach a position.
+"""Read-your-writes on the read side: wait briefly for the projections a query reads to
+reach a position; `Freshness.caught_up` then decides between the projection and the write
+store. The GraphQL half (tokens, where reads were served from, `extensions.consistency`)
+is schema/consistency.py.
 
 The wait listens to the worker's batch notifications (no polling loop) and is bounded;
 when it runs out the caller answers from the write store instead. A position beyond the

@@ -15,9 +15,10 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from schema.consistency import ConsistencyReport
 from schema.customers import CustomerMutations
 from schema.execution import PlainDataExecutionContext
-from schema.extensions import ConsistencyReport, ErrorCodes
+from schema.extensions import ErrorCodes
 from schema.limits import Budgets, DocumentLimits, LimitsState, QueryLimits
 from schema.observe import Observed, OperationObserver
 from schema.orders import OrderMutations

@@ -1,7 +1,11 @@
-"""Consistency tokens: signed, opaque strings naming an event-log position.
+"""Read-your-writes on the GraphQL side: the consistency token a client sends (and where in
+the request it travels), where an operation's reads were served from, and the
+`extensions.consistency` that reports it. The read side's half (waiting for a position,
+then the projection or the write store) is reads/consistency.py.
 
-A token is the URL-safe base64 (unpadded) of a version byte, the signing key's id, the
-position and an HMAC-SHA256 (truncated to 128 bits) over the three. Keys rotate without
+A consistency token is a signed, opaque string naming an event-log position: the URL-safe
+base64 (unpadded) of a version byte, the signing key's id, the position and an
+HMAC-SHA256 (truncated to 128 bits) over the three. Keys rotate without
 breaking tokens in flight: the first key signs, every key verifies, and the key id picks
 the one to check with. A client cannot name a position the API did not hand out, so it
 cannot make a read wait for, or fall back on, a position that was never committed.
@@ -17,9 +21,19 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from strawberry.extensions import SchemaExtension
 
 from schema.errors import ApiError
 
+if TYPE_CHECKING:
+    from reads.queries import Served
+
+# Where a client sends the token: this HTTP header, or a websocket's connection_init
+# under one of these keys (any letter case; GraphiQL sends its headers pane as they are).
+CONSISTENCY_HEADER = "x-consistency-token"
+CONSISTENCY_CONNECTION_PARAMS = ("consistencytoken", CONSISTENCY_HEADER)
 VERSION = 1
 MAX_POSITION = 2**63 - 1  # the event log's BIGINT
 _HEADER = struct.Struct(">B4sQ")  # version, key id, position
@@ -102,3 +116,52 @@ def _decoded(token: object) -> bytes | None:
     if base64.urlsafe_b64encode(raw).decode().rstrip("=") != token:
         return None
     return raw
+
+
+class ServedFrom:
+    """Where one request's reads were answered from, when its client sent a token: what
+    `extensions.consistency` reports and the metrics count (schema/observe.py)."""
+
+    def __init__(self) -> None:
+        self._reads: list[Served] = []
+
+    def record(self, served: Served | None) -> None:
+        """One read's answer; None (the client sent no token) leaves nothing to report."""
+        if served is not None:
+            self._reads.append(served)
+
+    def least_fresh(self) -> str | None:
+        """ "write_store" when any read fell back, else "waited" when any waited for the
+        projection, else "projection"; None when no read was recorded."""
+        if not self._reads:
+            return None
+        if any(read.source == "write_store" for read in self._reads):
+            return "write_store"
+        return "waited" if any(read.waited for read in self._reads) else "projection"
+
+    def report(self, token: str | None) -> dict[str, str] | None:
+        """`extensions.consistency` for a request that sent `token`: the token back, where
+        its reads were served from, and the lowest projection position they saw (the
+        lowest of any, when every read fell back). None without a token or a read."""
+        if token is None or not self._reads:
+            return None
+        from_write_store = any(read.source == "write_store" for read in self._reads)
+        projected = [read.position for read in self._reads if read.source == "projection"]
+        return {
+            "token": token,
+            "servedFrom": "write_store" if from_write_store else "projection",
+            "projectionPosition": str(min(projected or [read.position for read in self._reads])),
+        }
+
+
+class ConsistencyReport(SchemaExtension):
+    """`extensions.consistency` on responses to queries sent with a consistency token."""
+
+    def get_results(self) -> dict[str, Any]:
+        # Duck-typed: a schema may run under another context (exports, tests), with none.
+        context = self.execution_context.context
+        served_from = getattr(context, "served_from", None)
+        if not isinstance(served_from, ServedFrom):
+            return {}
+        report = served_from.report(context.sent_consistency_token())
+        return {} if report is None else {"consistency": report}

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from reads.queries import ReadQueries, Served
+from reads.queries import ReadQueries
 from schema.auth import TokenService, token_expired
-from schema.consistency import ConsistencyTokens
+from schema.consistency import CONSISTENCY_CONNECTION_PARAMS, ConsistencyTokens, ServedFrom
 from schema.limits.config import SharedBudget
 from schema.throttling import AuthThrottles
 from writes.bus import MessageBus
@@ -33,7 +33,7 @@ class Context:
     consistency_token: str | None = None
     # Set by strawberry from a websocket's connection_init payload.
     connection_params: dict[str, Any] | None = None
-    served: list[Served] = field(default_factory=list)
+    served_from: ServedFrom = field(default_factory=ServedFrom)
     # The budget a batch's operations share (app/graphql_http/view.py); None: one operation.
     shared_budget: SharedBudget | None = None
     _actor: Actor | None = field(default=None, init=False)
@@ -68,10 +68,6 @@ class Context:
         client = self.request.client
         return "unknown" if client is None else client.host
 
-    def record(self, served: Served | None) -> None:
-        if served is not None:
-            self.served.append(served)
-
     def _authorization(self) -> str | None:
         if self.authorization is not None:
             return self.authorization
@@ -81,7 +77,7 @@ class Context:
         """The consistency token from the HTTP header or the websocket's connection_init."""
         if self.consistency_token is not None:
             return self.consistency_token
-        return self._connection_param("consistencytoken", "x-consistency-token")
+        return self._connection_param(*CONSISTENCY_CONNECTION_PARAMS)
 
     def _connection_param(self, *names: str) -> str | None:
         """A connection_init parameter by any of `names`, in any letter case: clients (and

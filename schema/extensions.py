@@ -122,26 +122,3 @@ def _with_code(error: GraphQLError, code: str) -> GraphQLError:
         original_error=error.original_error,
         extensions={**(error.extensions or {}), "code": code},
     )
-
-
-class ConsistencyReport(SchemaExtension):
-    """`extensions.consistency` on responses to queries sent with a consistency token."""
-
-    def get_results(self) -> dict[str, Any]:
-        context = self.execution_context.context
-        sent = getattr(context, "sent_consistency_token", None)
-        token = sent() if sent is not None else None
-        served = getattr(context, "served", [])
-        if token is None or not served:
-            return {}
-        from_write_store = any(s.source == "write_store" for s in served)
-        projected = [s.position for s in served if s.source == "projection"] or [
-            s.position for s in served
-        ]
-        return {
-            "consistency": {
-                "token": token,
-                "servedFrom": "write_store" if from_write_store else "projection",
-                "projectionPosition": str(min(projected)),
-            }
-        }

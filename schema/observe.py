@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from graphql import GraphQLError
 from strawberry.types.graphql import OperationType
 
+from schema.consistency import ServedFrom
 from schema.extensions import ErrorCodes
 
 # An operation that did not parse or validate has no trustworthy name.
@@ -97,7 +98,7 @@ class Observed(ErrorCodes):
             kind=self._kind if valid and self._kind else "unknown",
             seconds=seconds,
             error_codes=codes,
-            consistency=_consistency(getattr(context.context, "served", None)),
+            consistency=_served_from(context.context),
         )
 
 
@@ -113,10 +114,7 @@ def _code(error: GraphQLError) -> str:
     return code if isinstance(code, str) else "INTERNAL_SERVER_ERROR"
 
 
-def _consistency(served: list[Any] | None) -> str | None:
-    """How a read with a consistency token was answered, the least fresh way winning."""
-    if not served:
-        return None
-    if any(s.source == "write_store" for s in served):
-        return "write_store"
-    return "waited" if any(s.waited for s in served) else "projection"
+def _served_from(context: Any) -> str | None:
+    """How a read with a consistency token was answered (ServedFrom.least_fresh)."""
+    served_from = getattr(context, "served_from", None)
+    return served_from.least_fresh() if isinstance(served_from, ServedFrom) else None

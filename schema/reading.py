@@ -44,7 +44,7 @@ async def read(info: Info, reader: Callable[[int | None], Awaitable[tuple[T, Ser
     ctx = info.context
     with coded_read_errors():
         value, served = await reader(ctx.read_position())
-    ctx.record(served)
+    ctx.served_from.record(served)
     return value
 
 

@@ -24,12 +24,17 @@ from workers.projectors import PROJECTORS
 from workers.runner import ProjectionRunner
 from workers.state import load_state
 from workers.supervisor import Supervisor
-from writes.nudge import PROJECT_EVENTS_JOB, deserialize_job, serialize_job, wake_channel
+from writes.nudge import RELAY_WAKE_UP_JOB, deserialize_job, serialize_job, wake_channel
 
 log = logging.getLogger(__name__)
 
 Ctx = dict[str, Any]
 RECONNECT_PAUSE_S = 1.0
+# The wake-up job's name before decision 0070. API processes of the previous release still
+# enqueue it during a rolling upgrade, and a worker without it would log every one of them
+# as "function not found" and leave its projections to the catch-up: it stays registered
+# for one release, then goes.
+PREVIOUS_RELAY_WAKE_UP_JOB = "project_events"
 
 
 async def startup(ctx: Ctx) -> None:
@@ -74,8 +79,8 @@ async def shutdown(ctx: Ctx) -> None:
         await engine.dispose()
 
 
-async def project_events(ctx: Ctx) -> None:
-    """The nudge: wake every worker, since another one may hold the projection's lease."""
+async def relay_wake_up(ctx: Ctx) -> None:
+    """A commit's nudge, relayed to every worker: another one may hold the projection's lease."""
     await _wake_all(ctx)
 
 
@@ -108,7 +113,10 @@ async def _listen_for_wakeups(redis: ArqRedis, prefix: str, supervisor: Supervis
 class WorkerSettings:
     """arq settings; `shop worker` adds redis_settings, queue_name and ctx={'config': ...}."""
 
-    functions = [func(project_events, name=PROJECT_EVENTS_JOB, keep_result=0, max_tries=1)]
+    functions = [
+        func(relay_wake_up, name=name, keep_result=0, max_tries=1)
+        for name in (RELAY_WAKE_UP_JOB, PREVIOUS_RELAY_WAKE_UP_JOB)
+    ]
     cron_jobs = [cron(catch_up, second=set(range(60)), keep_result=0, run_at_startup=True)]
     on_startup = startup
     on_shutdown = shutdown

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import orjson
@@ -82,11 +81,6 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Bring the database to the newest revision (blocking; call outside an event loop)."""
     command.upgrade(alembic_config(url), "head")
-
-
-async def migrate_async(url: str) -> None:
-    """`migrate` from inside a running event loop."""
-    await asyncio.to_thread(migrate, url)
 
 
 def migration_head() -> str | None:

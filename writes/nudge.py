@@ -12,8 +12,9 @@ from redis.asyncio import ConnectionPool
 
 log = logging.getLogger(__name__)
 
-# The arq job that projects new events; the worker registers a function of this name.
-PROJECT_EVENTS_JOB = "project_events"
+# The arq job a commit enqueues. It projects nothing: the worker that runs it relays the
+# wake-up to every worker (workers.settings.relay_wake_up), whose projection loops project.
+RELAY_WAKE_UP_JOB = "relay_wake_up"
 NUDGE_TIMEOUT_S = 0.5
 
 
@@ -53,7 +54,7 @@ def queue_name(redis_prefix: str) -> str:
 
 
 class ArqNudger:
-    """Wakes listening workers at once, and enqueues the projection job for the others.
+    """Wakes listening workers at once, and enqueues the wake-up job for the others.
 
     The wake-up is a pub/sub message: workers listening get it within a millisecond,
     where the job waits for arq's next poll of the queue (up to poll_delay). The job,
@@ -77,5 +78,5 @@ class ArqNudger:
     async def _send(self) -> None:
         await self._redis.publish(self._wake, b"wake")
         await self._redis.enqueue_job(
-            PROJECT_EVENTS_JOB, _job_id=self._job_id, _queue_name=self._queue
+            RELAY_WAKE_UP_JOB, _job_id=self._job_id, _queue_name=self._queue
         )

@@ -24,7 +24,7 @@ async def resolve_operation(
         and (document_id is None or isinstance(document_id, str))
     ):
         return payload, None
-    persisted: PersistedQueries = context.request.app.state.services.persisted
+    persisted: PersistedQueries = context.request.app.state.dependencies.persisted
     try:
         resolved = await persisted.resolve(query, extensions, document_id)
     except PersistedQueryRefused as refused:

@@ -38,7 +38,7 @@ class PersistedDocumentsView(GraphQLOverHTTP):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        persisted: PersistedQueries = request.app.state.services.persisted
+        persisted: PersistedQueries = request.app.state.dependencies.persisted
         try:
             resolved = await persisted.resolve(
                 request_data.query,

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from app.services import resolved_settings
+from app.process import resolved_settings
 
 if TYPE_CHECKING:
     from app.settings import Settings

@@ -94,7 +94,7 @@ async def _results(
     allowed = {OperationType.QUERY, OperationType.SUBSCRIPTION}
     if request.method == "POST":  # no mutation over GET (GraphQL over HTTP)
         allowed.add(OperationType.MUTATION)
-    persisted: PersistedQueries = request.app.state.services.persisted
+    persisted: PersistedQueries = request.app.state.dependencies.persisted
     try:  # a stream obeys PERSISTED_QUERIES as the HTTP view does
         resolved = await persisted.resolve(params.query, params.extensions, None)
     except PersistedQueryRefused as refused:

@@ -91,7 +91,7 @@ async def test_metrics_count_operations_errors_and_open_subscriptions_and_listen
     async def listeners() -> float:
         return (await scrape_metrics(http)).total("shop_notification_listeners_open")
 
-    hub: ProjectionHub = api.app.state.services.queries.hub
+    hub: ProjectionHub = api.app.state.dependencies.queries.hub
     idle = before.total("shop_graphql_subscriptions_open")
     async with graphql_ws(api.base_url, "graphql-transport-ws", {}) as ws:
         op_id = await ws.subscribe("subscription { productUpdated { id } }")

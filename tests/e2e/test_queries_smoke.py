@@ -28,6 +28,7 @@ async def test_order_is_read_from_the_projection_with_a_token(
     assert "errors" not in body, body
     assert body["data"]["order"]["totalCents"] == 600
     assert body["extensions"]["consistency"]["token"] == token
+    assert body["extensions"]["consistency"]["servedFrom"] in {"projection", "write_store"}
 
     # Once the projection holds the write, the same read is the projection's, and says so.
     position = token_position(token)
@@ -36,9 +37,12 @@ async def test_order_is_read_from_the_projection_with_a_token(
         ORDER, {"id": placed["order"]["id"]}, customer.token, headers={"X-Consistency-Token": token}
     )
     assert projected["data"] == body["data"]
-    consistency = projected["extensions"]["consistency"]
-    assert consistency["servedFrom"] == "projection", consistency
-    assert int(consistency["projectionPosition"]) >= position
+    # Nothing was written after the order: the projection stands exactly at its position.
+    assert projected["extensions"]["consistency"] == {
+        "token": token,
+        "servedFrom": "projection",
+        "projectionPosition": str(position),
+    }
     again = await api.client.gql(ORDER, {"id": placed["order"]["id"]}, customer.token)
     assert again["data"] == body["data"]
     assert "consistency" not in again.get("extensions", {})

@@ -56,7 +56,7 @@ WAIT_S = 30.0
 
 
 def hub_of(app: Any) -> ProjectionHub:
-    hub: ProjectionHub = app.state.services.queries.hub
+    hub: ProjectionHub = app.state.dependencies.queries.hub
     return hub
 
 

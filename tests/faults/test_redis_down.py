@@ -131,7 +131,7 @@ async def _outage(pipeline: Pipeline, engine: AsyncEngine, own_redis: OwnRedis) 
         head = await writer.place(signed_up, product)
         await pipeline.wait_until_projected(head.position, budget_s=20)
         # ... and nudges reach it again (the arq poll loop runs).
-        await worker.wait_for(":nudge:project_events", after=back, budget_s=10)
+        await worker.wait_for(":nudge:relay_wake_up", after=back, budget_s=10)
     finally:
         await writer.close()
 

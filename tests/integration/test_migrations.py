@@ -1,4 +1,5 @@
-"""The service refuses an un-migrated database and names the command to run."""
+"""The service refuses an un-migrated database and names the command to run, and that
+command (`shop migrate`) makes it acceptable."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy.engine import make_url
 from app.bootstrap import build_engine, load_settings
 from app.settings import Settings
 from tests.support import unique
-from writes.db import DatabaseNotMigrated, ensure_migrated, migrate_async
+from writes.db import DatabaseNotMigrated, ensure_migrated
 
 
 @pytest_asyncio.fixture
@@ -33,12 +34,16 @@ async def empty_database(services: Settings) -> AsyncIterator[str]:
         await conn.close()
 
 
-async def test_an_unmigrated_database_is_refused_until_migrated(empty_database: str) -> None:
+async def test_an_unmigrated_database_is_refused_until_shop_migrate_ran(
+    empty_database: str, services: Settings
+) -> None:
     engine = build_engine(load_settings(database_url=empty_database), pool_size=1, max_overflow=0)
     try:
         with pytest.raises(DatabaseNotMigrated, match="run `shop migrate`"):
             await ensure_migrated(engine)
-        await migrate_async(empty_database)
+        migrated = await _shop("migrate", empty_database, services)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "database schema is up to date" in migrated.stderr
         await ensure_migrated(engine)
     finally:
         await engine.dispose()
@@ -47,19 +52,25 @@ async def test_an_unmigrated_database_is_refused_until_migrated(empty_database: 
 async def test_shop_serve_exits_with_the_command_to_run(
     empty_database: str, services: Settings
 ) -> None:
+    result = await _shop("serve", empty_database, services)
+    assert result.returncode == 2
+    assert "run `shop migrate`" in result.stderr
+
+
+async def _shop(
+    command: str, database_url: str, services: Settings
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "DATABASE_URL": empty_database,
+        "DATABASE_URL": database_url,
         "REDIS_URL": services.redis_url or "",
         "MONGODB_URL": services.mongodb_url or "",
     }
-    result = await asyncio.to_thread(
+    return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "app.cli", "serve"],
+        [sys.executable, "-m", "app.cli", command],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2
-    assert "run `shop migrate`" in result.stderr

@@ -18,7 +18,7 @@ OUR_PARAMETERS = "$argon2id$v=19$m=19456,t=2,p=1$"
 
 
 def hashes(api: Api) -> int:
-    computed: int = api.app.state.services.bus.passwords.computed
+    computed: int = api.app.state.dependencies.bus.passwords.computed
     return computed
 
 

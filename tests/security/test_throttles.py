@@ -64,7 +64,7 @@ async def api_process(settings: Settings) -> AsyncIterator[tuple[GraphQLClient, 
 
 def hashes(app: Starlette) -> int:
     """Password hashes (and verifications) the app computed so far."""
-    computed: int = app.state.services.bus.passwords.computed
+    computed: int = app.state.dependencies.bus.passwords.computed
     return computed
 
 

@@ -49,13 +49,13 @@ MAX_PRICE_CHANGES = 200
 
 def listeners(app: Starlette) -> int:
     """Hub listeners alive in the app: one per running subscription generator."""
-    count: int = app.state.services.queries.hub.listener_count
+    count: int = app.state.dependencies.queries.hub.listener_count
     return count
 
 
 async def listening(app: Starlette, count: int) -> None:
     """Wait (a bounded time) until exactly `count` subscription generators run."""
-    hub: ProjectionHub = app.state.services.queries.hub
+    hub: ProjectionHub = app.state.dependencies.queries.hub
     try:
         async with asyncio.timeout(END_BUDGET_S):
             await hub.until_listener_count(count)
@@ -101,7 +101,7 @@ class LosesOneCancel:
 
 def losing_one_cancel(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> LosesOneCancel:
     lossy = LosesOneCancel()
-    monkeypatch.setattr(app.state.services.queries.read_model, "positions", lossy)
+    monkeypatch.setattr(app.state.dependencies.queries.read_model, "positions", lossy)
     return lossy
 
 
@@ -111,7 +111,7 @@ class Baselines:
     round trip (pymongo leaves a socket unclosed when cancelled while connecting)."""
 
     def __init__(self, app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._read_model: ReadModel = app.state.services.queries.read_model
+        self._read_model: ReadModel = app.state.dependencies.queries.read_model
         self._read: asyncio.Queue[None] = asyncio.Queue()
         monkeypatch.setattr(self._read_model, "positions", self)
 

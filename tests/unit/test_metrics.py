@@ -15,7 +15,8 @@ from app.metrics import OTHER, ApiMetrics
 from app.settings import PROJECT_ROOT
 from reads.queries import Served
 from schema.build import build_schema
-from schema.observe import OperationReport, _consistency
+from schema.consistency import ServedFrom
+from schema.observe import OperationReport
 from workers.batch_timings import BUCKETS, BatchTimings, histogram
 
 
@@ -61,10 +62,17 @@ async def test_the_extension_reports_name_kind_and_coded_errors() -> None:
 
 
 def test_consistency_outcome_is_the_least_fresh_read() -> None:
-    assert _consistency([]) is None
-    assert _consistency([Served("projection", 5)]) == "projection"
-    assert _consistency([Served("projection", 5), Served("projection", 5, True)]) == "waited"
-    assert _consistency([Served("projection", 5, True), Served("write_store", 3)]) == "write_store"
+    def least_fresh(*reads: Served | None) -> str | None:
+        served_from = ServedFrom()
+        for served in reads:
+            served_from.record(served)
+        return served_from.least_fresh()
+
+    assert least_fresh() is None
+    assert least_fresh(None) is None  # a read without a token
+    assert least_fresh(Served("projection", 5)) == "projection"
+    assert least_fresh(Served("projection", 5), Served("projection", 5, True)) == "waited"
+    assert least_fresh(Served("projection", 5, True), Served("write_store", 3)) == "write_store"
 
 
 def test_operation_names_past_the_bound_share_one_label() -> None:

@@ -69,7 +69,7 @@ def test_catch_up_runs_leave_info_and_nudges_stay(
     try:
         with caplog.at_level(level, logger=logger.name):
             _arq_start_line(logger, "cron:catch_up")
-            _arq_start_line(logger, "1f0c:nudge:project_events")
+            _arq_start_line(logger, "1f0c:nudge:relay_wake_up")
             logger.warning("job %s, function %r not found", "cron:catch_up", "catch_up")
     finally:
         logger.removeFilter(routine)
@@ -77,7 +77,7 @@ def test_catch_up_runs_leave_info_and_nudges_stay(
     catch_up = ("DEBUG", "  0.50s → cron:catch_up()")
     assert seen == [
         *([catch_up] if level == logging.DEBUG else []),
-        ("INFO", "  0.50s → 1f0c:nudge:project_events()"),
+        ("INFO", "  0.50s → 1f0c:nudge:relay_wake_up()"),
         ("WARNING", "job cron:catch_up, function 'catch_up' not found"),
     ]
 

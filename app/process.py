@@ -1,4 +1,5 @@
-"""Fills in the URLs the user left unset with embedded servers under DATA_DIR."""
+"""What every `shop` process does around its work: fill in the store URLs the user left
+unset with embedded servers under DATA_DIR, and turn SIGTERM into an exception that unwinds."""
 
 from __future__ import annotations
 
@@ -36,4 +37,5 @@ class Terminated(BaseException):
 
 
 def terminate(signum: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler: raise Terminated."""
     raise Terminated
