@@ -306,7 +306,7 @@ async def customer_orders(
     status: str | None,
     last: int | None = None,
     before: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[OrderDocument]:
     """reads.orders.customer_orders from the write store: the same page, cursors included.
 
     A keyset on (placed_at, id) over the `ix_orders_customer_placed` index picks the page,
@@ -325,8 +325,7 @@ async def customer_orders(
         session, Order.id, _of_customer(ids[0], status), request
     )
     documents = await _orders(session, Order.id.in_(page_ids)) if page_ids else []
-    items = [dict(document) for document in documents]  # newest first, as listed
-    return listing_page(items, NEWEST_FIRST, has_next=has_next, has_previous=has_previous)
+    return listing_page(documents, NEWEST_FIRST, has_next=has_next, has_previous=has_previous)
 
 
 async def count_customer_orders(
@@ -373,7 +372,7 @@ async def list_products(
     in_stock: bool | None,
     last: int | None = None,
     before: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[ProductDocument]:
     """reads.products.list_products from the write store, with the same order and cursors.
 
     Names compare byte-wise (COLLATE "C"), as MongoDB compares strings. A search matches
@@ -432,7 +431,7 @@ async def low_stock(
     after: str | None,
     last: int | None = None,
     before: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[ProductDocument]:
     """reads.products.low_stock from the write store, with the same order and cursors."""
     request = page_request(LOW_STOCK_FIRST, first=first, after=after, last=last, before=before)
     window = SqlWindow(LOW_STOCK_FIRST, (Product.stock, Product.id), _stock_key)
@@ -464,12 +463,12 @@ async def _product_page(
     window: SqlWindow,
     where: list[ColumnElement[bool]],
     request: PageRequest,
-) -> Page[dict[str, Any]]:
+) -> Page[ProductDocument]:
     page_ids, has_next, has_previous = await window.ids(session, Product.id, where, request)
     if not page_ids:
         return listing_page([], window.ordering, has_next=has_next, has_previous=has_previous)
     found = {doc["_id"]: doc for doc in await _products(session, Product.id.in_(page_ids))}
-    documents = [dict(found[str(product_id)]) for product_id in page_ids]
+    documents = [found[str(product_id)] for product_id in page_ids]
     return listing_page(documents, window.ordering, has_next=has_next, has_previous=has_previous)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -61,7 +61,7 @@ def admin(info: Info) -> Actor:
     return actor
 
 
-def may_read_order(actor: Actor | None, doc: dict[str, Any]) -> bool:
+def may_read_order(actor: Actor | None, doc: Mapping[str, Any]) -> bool:
     return actor is not None and (actor.is_admin or str(actor.customer_id) == doc["customer"]["id"])
 
 

@@ -8,10 +8,11 @@ position, then the subscription goes live without a gap or a duplicate.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 
+from reads.documents import OrderDocument, ProductDocument
 from reads.hub import ListenerDropped
 from schema.context import Info
 from schema.errors import ApiError
@@ -45,7 +46,7 @@ class Subscription:
                 match=lambda doc: doc["_id"] == order_id and may_read_order(actor, doc),
                 ids=frozenset({order_id}),
             ):
-                yield Order.from_document(doc)
+                yield Order.from_document(cast("OrderDocument", doc))
         except ListenerDropped as exc:
             raise _dropped(exc) from None
 
@@ -63,7 +64,7 @@ class Subscription:
                 match=lambda doc: doc["customer"]["id"] == customer_id,
                 after=_after(info, after_token),
             ):
-                yield Order.from_document(doc)
+                yield Order.from_document(cast("OrderDocument", doc))
         except ListenerDropped as exc:
             raise _dropped(exc) from None
 
@@ -82,7 +83,7 @@ class Subscription:
                 after=_after(info, after_token),
                 ids=None if product_id is None else frozenset({product_id}),
             ):
-                yield Product.from_document(doc)
+                yield Product.from_document(cast("ProductDocument", doc))
         except ListenerDropped as exc:
             raise _dropped(exc) from None
 
