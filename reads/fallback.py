@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reads import view_documents
 from reads._sql_window import SqlWindow
 from reads.documents import (
     CUSTOMERS,
@@ -40,7 +41,6 @@ from reads.documents import (
     DailySalesDocument,
     Document,
     OrderDocument,
-    OrderLineDocument,
     ProductDocument,
     ProductSalesDocument,
     SalesTotalsDocument,
@@ -51,6 +51,14 @@ from reads.paging import Page, PageRequest, empty_page, listing_page, page_reque
 from reads.products import BY_NAME, LOW_STOCK_FIRST
 from reads.sales import assemble_dashboard, check_dashboard_arguments
 from writes.models import Customer, EventRecord, Order, OrderLine, Product
+from writes.views import (
+    CustomerView,
+    OrderCustomerView,
+    OrderLineView,
+    order_line_view,
+    order_view,
+    product_view,
+)
 
 PROJECTIONS = ("orders", "products", "customers", "sales")
 
@@ -219,70 +227,39 @@ async def sales_product_documents(session: AsyncSession) -> list[ProductSalesDoc
 
 async def _orders(session: AsyncSession, *where: ColumnElement[bool]) -> list[OrderDocument]:
     """Orders matching `where` with their customers and lines, in two queries."""
-    rows = await session.execute(
-        select(Order, Customer.name, Customer.email)
-        .join(Customer, Customer.id == Order.customer_id)
-        .where(*where)
-        .order_by(Order.placed_at.desc(), Order.id.desc())
-    )
-    documents: dict[uuid.UUID, OrderDocument] = {}
-    for order, name, email in rows:
-        documents[order.id] = {
-            "_id": str(order.id),
-            "customer": {"id": str(order.customer_id), "name": name, "email": email},
-            "status": order.status,
-            "lines": [],
-            "item_count": order.item_count,
-            "total_cents": order.total_cents,
-            "placed_at": document_time(order.placed_at),
-            "updated_at": document_time(order.updated_at),
-            "version": order.version,
-        }
-    if not documents:
+    rows = (
+        await session.execute(
+            select(Order, Customer.name, Customer.email)
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(*where)
+            .order_by(Order.placed_at.desc(), Order.id.desc())
+        )
+    ).all()
+    if not rows:
         return []
     # The same filter again (not an IN list of every id: a verify run may span more
-    # orders than one statement can carry parameters).
-    lines = await session.scalars(
+    # orders than one statement can carry parameters). An order committed between the two
+    # queries has lines here but no row above, and is left out.
+    lines: dict[uuid.UUID, list[OrderLineView]] = {order.id: [] for order, _, _ in rows}
+    for line in await session.scalars(
         select(OrderLine)
         .join(Order, Order.id == OrderLine.order_id)
         .where(*where)
         .order_by(OrderLine.order_id, OrderLine.line_no)
-    )
-    for line in lines:
-        document = documents.get(line.order_id)
-        if document is not None:  # an order committed between the two queries
-            document["lines"].append(_line(line))
-    return list(documents.values())
-
-
-def _line(line: OrderLine) -> OrderLineDocument:
-    return {
-        "product_id": str(line.product_id),
-        "sku": line.sku,
-        "name": line.name,
-        "unit_price_cents": line.unit_price_cents,
-        "quantity": line.quantity,
-        "line_total_cents": line.unit_price_cents * line.quantity,
-    }
+    ):
+        if line.order_id in lines:
+            lines[line.order_id].append(order_line_view(line))
+    return [
+        view_documents.order_document(
+            order_view(order, OrderCustomerView(order.customer_id, name, email), lines[order.id])
+        )
+        for order, name, email in rows
+    ]
 
 
 async def _products(session: AsyncSession, *where: ColumnElement[bool]) -> list[ProductDocument]:
     products = await session.scalars(select(Product).where(*where).order_by(Product.id))
-    return [
-        {
-            "_id": str(product.id),
-            "sku": product.sku,
-            "name": product.name,
-            "description": product.description,
-            "price_cents": product.price_cents,
-            "stock": product.stock,
-            "in_stock": product.stock > 0,
-            "units_sold": product.units_sold,
-            "version": product.version,
-            "updated_at": document_time(product.updated_at),
-        }
-        for product in products
-    ]
+    return [view_documents.product_document(product_view(product)) for product in products]
 
 
 async def _customers(session: AsyncSession, *where: ColumnElement[bool]) -> list[CustomerDocument]:
@@ -302,14 +279,9 @@ async def _customers(session: AsyncSession, *where: ColumnElement[bool]) -> list
         .order_by(Customer.id)
     )
     return [
-        {
-            "_id": str(customer_id),
-            "email": email,
-            "name": name,
-            "role": role,
-            "order_count": int(count),
-            "lifetime_value_cents": int(value),
-        }
+        view_documents.customer_document(
+            CustomerView(customer_id, email, name, role, int(count), int(value))
+        )
         for customer_id, email, name, role, count, value in rows
     ]
 
@@ -334,7 +306,7 @@ async def customer_orders(
     status: str | None,
     last: int | None = None,
     before: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[OrderDocument]:
     """reads.orders.customer_orders from the write store: the same page, cursors included.
 
     A keyset on (placed_at, id) over the `ix_orders_customer_placed` index picks the page,
@@ -353,8 +325,7 @@ async def customer_orders(
         session, Order.id, _of_customer(ids[0], status), request
     )
     documents = await _orders(session, Order.id.in_(page_ids)) if page_ids else []
-    items = [dict(document) for document in documents]  # newest first, as listed
-    return listing_page(items, NEWEST_FIRST, has_next=has_next, has_previous=has_previous)
+    return listing_page(documents, NEWEST_FIRST, has_next=has_next, has_previous=has_previous)
 
 
 async def count_customer_orders(
@@ -391,7 +362,7 @@ async def list_products(
     in_stock: bool | None,
     last: int | None = None,
     before: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[ProductDocument]:
     """reads.products.list_products from the write store, with the same order and cursors.
 
     Names compare byte-wise (COLLATE "C"), as MongoDB compares strings. A search matches
@@ -450,7 +421,7 @@ async def low_stock(
     after: str | None,
     last: int | None = None,
     before: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[ProductDocument]:
     """reads.products.low_stock from the write store, with the same order and cursors."""
     request = page_request(LOW_STOCK_FIRST, first=first, after=after, last=last, before=before)
     window = SqlWindow(LOW_STOCK_FIRST, (Product.stock, Product.id), _stock_key)
@@ -482,12 +453,12 @@ async def _product_page(
     window: SqlWindow,
     where: list[ColumnElement[bool]],
     request: PageRequest,
-) -> Page[dict[str, Any]]:
+) -> Page[ProductDocument]:
     page_ids, has_next, has_previous = await window.ids(session, Product.id, where, request)
     if not page_ids:
         return listing_page([], window.ordering, has_next=has_next, has_previous=has_previous)
     found = {doc["_id"]: doc for doc in await _products(session, Product.id.in_(page_ids))}
-    documents = [dict(found[str(product_id)]) for product_id in page_ids]
+    documents = [found[str(product_id)] for product_id in page_ids]
     return listing_page(documents, window.ordering, has_next=has_next, has_previous=has_previous)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reads import customers, fallback, orders, products, sales
 from reads.consistency import LogHead, wait_for_position
+from reads.documents import CustomerDocument, OrderDocument, ProductDocument
 from reads.feed import ChangeFeed
 from reads.hub import ProjectionHub
 from reads.nodes import FoundNode, find_node, written_node
@@ -94,12 +95,15 @@ class ReadQueries:
 
         return await self._read(("orders", "products", "customers"), at, projected, written)
 
-    async def order(self, order_id: str, at: int | None) -> tuple[Document | None, Served | None]:
-        async def projected() -> Document | None:
-            return await orders.order_by_id(await self._collection("orders"), order_id)
+    async def order(
+        self, order_id: str, at: int | None
+    ) -> tuple[OrderDocument | None, Served | None]:
+        async def projected() -> OrderDocument | None:
+            collection = await self._collection("orders")
+            return cast("OrderDocument | None", await orders.order_by_id(collection, order_id))
 
-        async def written(session: AsyncSession) -> Document | None:
-            return cast("Document | None", await fallback.order_document(session, order_id))
+        async def written(session: AsyncSession) -> OrderDocument | None:
+            return await fallback.order_document(session, order_id)
 
         return await self._read(("orders",), at, projected, written)
 
@@ -113,10 +117,10 @@ class ReadQueries:
         at: int | None,
         last: int | None = None,
         before: str | None = None,
-    ) -> tuple[Page[Document], Served | None]:
-        async def projected() -> Page[Document]:
+    ) -> tuple[Page[OrderDocument], Served | None]:
+        async def projected() -> Page[OrderDocument]:
             collection = await self._collection("orders")
-            return await orders.customer_orders(
+            page = await orders.customer_orders(
                 collection,
                 customer_id,
                 first=first,
@@ -125,8 +129,9 @@ class ReadQueries:
                 last=last,
                 before=before,
             )
+            return cast("Page[OrderDocument]", page)
 
-        async def written(session: AsyncSession) -> Page[Document]:
+        async def written(session: AsyncSession) -> Page[OrderDocument]:
             return await fallback.customer_orders(
                 session,
                 customer_id,
@@ -153,24 +158,28 @@ class ReadQueries:
 
     async def product(
         self, product_id: str, at: int | None
-    ) -> tuple[Document | None, Served | None]:
-        async def projected() -> Document | None:
-            return await products.product_by_id(await self._collection("products"), product_id)
+    ) -> tuple[ProductDocument | None, Served | None]:
+        async def projected() -> ProductDocument | None:
+            collection = await self._collection("products")
+            return cast(
+                "ProductDocument | None", await products.product_by_id(collection, product_id)
+            )
 
-        async def written(session: AsyncSession) -> Document | None:
-            return cast("Document | None", await fallback.product_document(session, product_id))
+        async def written(session: AsyncSession) -> ProductDocument | None:
+            return await fallback.product_document(session, product_id)
 
         return await self._read(("products",), at, projected, written)
 
     async def customer(
         self, customer_id: str, at: int | None
-    ) -> tuple[Document | None, Served | None]:
-        async def projected() -> Document | None:
+    ) -> tuple[CustomerDocument | None, Served | None]:
+        async def projected() -> CustomerDocument | None:
             collection = await self._collection("customers")
-            return await customers.customer_by_id(collection, customer_id)
+            document = await customers.customer_by_id(collection, customer_id)
+            return cast("CustomerDocument | None", document)
 
-        async def written(session: AsyncSession) -> Document | None:
-            return cast("Document | None", await fallback.customer_document(session, customer_id))
+        async def written(session: AsyncSession) -> CustomerDocument | None:
+            return await fallback.customer_document(session, customer_id)
 
         return await self._read(("customers",), at, projected, written)
 
@@ -184,13 +193,13 @@ class ReadQueries:
         at: int | None,
         last: int | None = None,
         before: str | None = None,
-    ) -> tuple[Page[Document], Served | None]:
+    ) -> tuple[Page[ProductDocument], Served | None]:
         """BadSearch, before any read, for a search beyond the limits."""
         check_search(search, self._search_limits)
 
-        async def projected() -> Page[Document]:
+        async def projected() -> Page[ProductDocument]:
             collection = await self._collection("products")
-            return await products.list_products(
+            page = await products.list_products(
                 collection,
                 first=first,
                 after=after,
@@ -199,8 +208,9 @@ class ReadQueries:
                 last=last,
                 before=before,
             )
+            return cast("Page[ProductDocument]", page)
 
-        async def written(session: AsyncSession) -> Page[Document]:
+        async def written(session: AsyncSession) -> Page[ProductDocument]:
             return await fallback.list_products(
                 session,
                 first=first,
@@ -237,14 +247,15 @@ class ReadQueries:
         at: int | None,
         last: int | None = None,
         before: str | None = None,
-    ) -> tuple[Page[Document], Served | None]:
-        async def projected() -> Page[Document]:
+    ) -> tuple[Page[ProductDocument], Served | None]:
+        async def projected() -> Page[ProductDocument]:
             collection = await self._collection("products")
-            return await products.low_stock(
+            page = await products.low_stock(
                 collection, below=below, first=first, after=after, last=last, before=before
             )
+            return cast("Page[ProductDocument]", page)
 
-        async def written(session: AsyncSession) -> Page[Document]:
+        async def written(session: AsyncSession) -> Page[ProductDocument]:
             return await fallback.low_stock(
                 session, below=below, first=first, after=after, last=last, before=before
             )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import strawberry
 from strawberry.types.nodes import SelectedField
 
+from reads.documents import OrderDocument, ProductDocument
 from reads.paging import Page
 from schema.context import Info
 from schema.errors import ApiError
@@ -29,7 +31,7 @@ class PageInfo:
     )
 
     @classmethod
-    def of(cls, page: Page[dict[str, object]]) -> PageInfo:
+    def of(cls, page: Page[Any]) -> PageInfo:
         return cls(
             has_next_page=page.has_next,
             end_cursor=page.end_cursor,
@@ -55,7 +57,7 @@ class ProductConnection:
         return await self._count()
 
     @classmethod
-    def from_page(cls, page: Page[dict[str, object]], count: Count) -> ProductConnection:
+    def from_page(cls, page: Page[ProductDocument], count: Count) -> ProductConnection:
         return cls(
             edges=[
                 ProductEdge(cursor=cursor, node=Product.from_document(doc))
@@ -83,7 +85,7 @@ class OrderConnection:
         return await self._count()
 
     @classmethod
-    def from_page(cls, page: Page[dict[str, object]], count: Count) -> OrderConnection:
+    def from_page(cls, page: Page[OrderDocument], count: Count) -> OrderConnection:
         return cls(
             edges=[
                 OrderEdge(cursor=cursor, node=Order.from_document(doc))

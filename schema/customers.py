@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
+from reads.documents import CustomerDocument
+from reads.view_documents import customer_document
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.enums import Role
@@ -33,19 +34,9 @@ class Customer(Node):
     lifetime_value_cents: Cents
 
     @classmethod
-    def from_view(cls, view: CustomerView) -> Customer:
-        return cls(
-            id=strawberry.ID(str(view.id)),
-            email=view.email,
-            name=view.name,
-            role=Role(view.role),
-            order_count=view.order_count,
-            lifetime_value_cents=Cents(view.lifetime_value_cents),
-        )
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Customer:
-        """A customer from its read-model document."""
+    def from_document(cls, doc: CustomerDocument) -> Customer:
+        """A customer from its read-model document: projected, from the write-store
+        fallback, or a mutation's committed view (reads/view_documents.py)."""
         return cls(
             id=strawberry.ID(doc["_id"]),
             email=doc["email"],
@@ -90,7 +81,7 @@ def _auth_success(info: Info, committed: Committed[CustomerView]) -> AuthSuccess
     view = committed.value
     return AuthSuccess(
         token=info.context.tokens.issue(view.id, view.role),
-        customer=Customer.from_view(view),
+        customer=Customer.from_document(customer_document(view)),
         consistency_token=info.context.consistency.issue(committed.position),
     )
 

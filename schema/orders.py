@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
+from reads.documents import OrderCustomerDocument, OrderDocument, OrderLineDocument
+from reads.view_documents import order_document
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.enums import OrderStatus
@@ -30,6 +31,10 @@ class OrderCustomer:
     name: str
     email: str
 
+    @classmethod
+    def from_document(cls, doc: OrderCustomerDocument) -> OrderCustomer:
+        return cls(id=strawberry.ID(doc["id"]), name=doc["name"], email=doc["email"])
+
 
 @strawberry.type
 class OrderLine:
@@ -42,6 +47,19 @@ class OrderLine:
     unit_price_cents: Cents
     quantity: int
     line_total_cents: Cents
+
+    @classmethod
+    def from_document(cls, order_id: str, line_no: int, doc: OrderLineDocument) -> OrderLine:
+        """The `line_no`th line (from 1) of order `order_id`."""
+        return cls(
+            id=order_line_id(order_id, line_no),
+            product_id=strawberry.ID(doc["product_id"]),
+            sku=doc["sku"],
+            name=doc["name"],
+            unit_price_cents=Cents(doc["unit_price_cents"]),
+            quantity=doc["quantity"],
+            line_total_cents=Cents(doc["line_total_cents"]),
+        )
 
 
 @strawberry.type
@@ -56,54 +74,15 @@ class Order(Node):
     version: int
 
     @classmethod
-    def from_view(cls, view: OrderView) -> Order:
-        return cls(
-            id=strawberry.ID(str(view.id)),
-            status=OrderStatus(view.status),
-            customer=OrderCustomer(
-                id=strawberry.ID(str(view.customer.id)),
-                name=view.customer.name,
-                email=view.customer.email,
-            ),
-            lines=[
-                OrderLine(
-                    id=order_line_id(str(view.id), line_no),
-                    product_id=strawberry.ID(str(line.product_id)),
-                    sku=line.sku,
-                    name=line.name,
-                    unit_price_cents=Cents(line.unit_price_cents),
-                    quantity=line.quantity,
-                    line_total_cents=Cents(line.line_total_cents),
-                )
-                for line_no, line in enumerate(view.lines, start=1)
-            ],
-            item_count=view.item_count,
-            total_cents=Cents(view.total_cents),
-            placed_at=view.placed_at,
-            updated_at=view.updated_at,
-            version=view.version,
-        )
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Order:
-        """An order from its read-model document (projection or write-store fallback)."""
-        customer = doc["customer"]
+    def from_document(cls, doc: OrderDocument) -> Order:
+        """An order from its read-model document: projected, from the write-store fallback,
+        or a mutation's committed view (reads/view_documents.py)."""
         return cls(
             id=strawberry.ID(doc["_id"]),
             status=OrderStatus(doc["status"]),
-            customer=OrderCustomer(
-                id=strawberry.ID(customer["id"]), name=customer["name"], email=customer["email"]
-            ),
+            customer=OrderCustomer.from_document(doc["customer"]),
             lines=[
-                OrderLine(
-                    id=order_line_id(doc["_id"], line_no),
-                    product_id=strawberry.ID(line["product_id"]),
-                    sku=line["sku"],
-                    name=line["name"],
-                    unit_price_cents=Cents(line["unit_price_cents"]),
-                    quantity=line["quantity"],
-                    line_total_cents=Cents(line["line_total_cents"]),
-                )
+                OrderLine.from_document(doc["_id"], line_no, line)
                 for line_no, line in enumerate(doc["lines"], start=1)
             ],
             item_count=doc["item_count"],
@@ -148,7 +127,7 @@ class OrderIdInput:
 
 def _success(info: Info, committed: Committed[OrderView]) -> OrderSuccess:
     return OrderSuccess(
-        order=Order.from_view(committed.value),
+        order=Order.from_document(order_document(committed.value)),
         consistency_token=info.context.consistency.issue(committed.position),
     )
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 
+from reads.documents import ProductDocument
+from reads.view_documents import product_document
 from schema.context import Info
 from schema.dispatch import run_command
 from schema.errors import NotFoundError, ValidationError, VersionConflictError
@@ -30,23 +31,9 @@ class Product(Node):
     updated_at: datetime
 
     @classmethod
-    def from_view(cls, view: ProductView) -> Product:
-        return cls(
-            id=strawberry.ID(str(view.id)),
-            sku=view.sku,
-            name=view.name,
-            description=view.description,
-            price_cents=Cents(view.price_cents),
-            stock=view.stock,
-            in_stock=view.stock > 0,
-            units_sold=view.units_sold,
-            version=view.version,
-            updated_at=view.updated_at,
-        )
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> Product:
-        """A product from its read-model document."""
+    def from_document(cls, doc: ProductDocument) -> Product:
+        """A product from its read-model document: projected, from the write-store fallback,
+        or a mutation's committed view (reads/view_documents.py)."""
         return cls(
             id=strawberry.ID(doc["_id"]),
             sku=doc["sku"],
@@ -54,7 +41,7 @@ class Product(Node):
             description=doc["description"],
             price_cents=Cents(doc["price_cents"]),
             stock=doc["stock"],
-            in_stock=doc["stock"] > 0,
+            in_stock=doc["in_stock"],
             units_sold=doc["units_sold"],
             version=doc["version"],
             updated_at=doc["updated_at"],
@@ -97,7 +84,7 @@ class RestockProductInput:
 
 def _success(info: Info, committed: Committed[ProductView]) -> ProductSuccess:
     return ProductSuccess(
-        product=Product.from_view(committed.value),
+        product=Product.from_document(product_document(committed.value)),
         consistency_token=info.context.consistency.issue(committed.position),
     )
 

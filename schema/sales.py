@@ -7,6 +7,7 @@ from typing import Any
 
 import strawberry
 
+from reads.documents import DailySalesDocument, ProductSalesDocument
 from schema.context import Info
 from schema.global_ids import SALES_DASHBOARD_ID, derived_id
 from schema.scalars import Cents
@@ -24,6 +25,15 @@ class DailyRevenue:
     revenue_cents: Cents
     order_count: int
 
+    @classmethod
+    def from_document(cls, doc: DailySalesDocument) -> DailyRevenue:
+        return cls(
+            id=derived_id("DailyRevenue", doc["date"]),
+            date=doc["date"],
+            revenue_cents=Cents(doc["revenue_cents"]),
+            order_count=doc["order_count"],
+        )
+
 
 @strawberry.type
 class TopProduct:
@@ -34,6 +44,16 @@ class TopProduct:
     name: str
     units_sold: int
     revenue_cents: Cents
+
+    @classmethod
+    def from_document(cls, doc: ProductSalesDocument) -> TopProduct:
+        return cls(
+            id=derived_id("TopProduct", doc["product_id"]),
+            product_id=strawberry.ID(doc["product_id"]),
+            name=doc["name"],
+            units_sold=doc["units_sold"],
+            revenue_cents=Cents(doc["revenue_cents"]),
+        )
 
 
 @strawberry.type
@@ -64,30 +84,13 @@ class SalesDashboard:
     async def daily(self, info: Info, days: int | None = DEFAULT_DAYS) -> list[DailyRevenue]:
         days = DEFAULT_DAYS if days is None else days
         doc = self._doc if days == DEFAULT_DAYS else await _dashboard(info, days, DEFAULT_TOP)
-        return [
-            DailyRevenue(
-                id=derived_id("DailyRevenue", day["date"]),
-                date=day["date"],
-                revenue_cents=Cents(day["revenue_cents"]),
-                order_count=day["order_count"],
-            )
-            for day in doc["daily"]
-        ]
+        return [DailyRevenue.from_document(day) for day in doc["daily"]]
 
     @strawberry.field(description="Best sellers by units sold (1 to 100).")
     async def top_products(self, info: Info, limit: int | None = DEFAULT_TOP) -> list[TopProduct]:
         limit = DEFAULT_TOP if limit is None else limit
         doc = self._doc if limit == DEFAULT_TOP else await _dashboard(info, DEFAULT_DAYS, limit)
-        return [
-            TopProduct(
-                id=derived_id("TopProduct", p["product_id"]),
-                product_id=strawberry.ID(p["product_id"]),
-                name=p["name"],
-                units_sold=p["units_sold"],
-                revenue_cents=Cents(p["revenue_cents"]),
-            )
-            for p in doc["top_products"]
-        ]
+        return [TopProduct.from_document(product) for product in doc["top_products"]]
 
 
 async def _dashboard(info: Info, days: int, limit: int) -> dict[str, Any]:

@@ -1,11 +1,19 @@
-"""What a handler returns: the state its transaction committed, for mutation payloads."""
+"""What a handler returns: the state its transaction committed, for mutation payloads.
+
+A view is the write side's own picture of an entity, built from its rows by the one
+builder below each type; the handlers and the write-store fallback (reads/fallback.py)
+both build them so. reads/view_documents.py turns a view into its read-model document.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
+
+from writes import models
 
 T = TypeVar("T")
 
@@ -33,6 +41,21 @@ class ProductView:
     updated_at: datetime
 
 
+def product_view(product: models.Product) -> ProductView:
+    """The committed state of a product row."""
+    return ProductView(
+        id=product.id,
+        sku=product.sku,
+        name=product.name,
+        description=product.description,
+        price_cents=product.price_cents,
+        stock=product.stock,
+        units_sold=product.units_sold,
+        version=product.version,
+        updated_at=product.updated_at,
+    )
+
+
 @dataclass(frozen=True)
 class OrderCustomerView:
     id: UUID
@@ -53,6 +76,11 @@ class OrderLineView:
         return self.unit_price_cents * self.quantity
 
 
+def order_line_view(line: models.OrderLine) -> OrderLineView:
+    """An order line row as its order's view holds it."""
+    return OrderLineView(line.product_id, line.sku, line.name, line.unit_price_cents, line.quantity)
+
+
 @dataclass(frozen=True)
 class OrderView:
     id: UUID
@@ -64,6 +92,23 @@ class OrderView:
     placed_at: datetime
     updated_at: datetime
     version: int
+
+
+def order_view(
+    order: models.Order, customer: OrderCustomerView, lines: Iterable[OrderLineView]
+) -> OrderView:
+    """The committed state of an order row, with its customer and lines (in line order)."""
+    return OrderView(
+        id=order.id,
+        status=order.status,
+        customer=customer,
+        lines=tuple(lines),
+        item_count=order.item_count,
+        total_cents=order.total_cents,
+        placed_at=order.placed_at,
+        updated_at=order.updated_at,
+        version=order.version,
+    )
 
 
 @dataclass(frozen=True)

@@ -113,3 +113,48 @@ async def test_a_failed_keyed_attempt_does_not_use_up_the_key(
     assert replayed == placed
     assert await orders_of(engine, customer) == [placed["order"]["id"]]
     assert (await product_row(engine, product["id"]))["stock"] == 3
+
+
+async def test_a_key_stored_by_the_codec_before_0065_still_replays_its_first_result(
+    api: Api, admin_token: str, customer: Customer, engine: AsyncEngine
+) -> None:
+    product = await new_product(api.client, admin_token, stock=10)
+    key = unique("key")
+    lines = [(product["id"], 2)]
+    placed = await place_order(api.client, customer.token, lines, key)
+    # Rewrite the stored result as the hand-written codec before decision 0065 wrote it:
+    # each line a list of its values, times in ISO-8601 with "+00:00".
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                """
+                UPDATE idempotency_keys SET result = jsonb_set(
+                    jsonb_set(jsonb_set(result, '{placed_at}', to_jsonb(CAST(:placed_at AS text))),
+                              '{updated_at}', to_jsonb(CAST(:placed_at AS text))),
+                    '{lines}',
+                    (SELECT jsonb_agg(jsonb_build_array(line->'product_id', line->'sku',
+                                      line->'name', line->'unit_price_cents', line->'quantity'))
+                     FROM jsonb_array_elements(result->'lines') AS line))
+                WHERE customer_id = :customer AND key = :key
+                """
+            ),
+            {
+                "customer": customer.id,
+                "key": key,
+                "placed_at": placed["order"]["placedAt"],
+            },
+        )
+        legacy_line = await conn.scalar(
+            text(
+                "SELECT jsonb_typeof(result->'lines'->0) FROM idempotency_keys"
+                " WHERE customer_id = :customer AND key = :key"
+            ),
+            {"customer": customer.id, "key": key},
+        )
+
+    replayed = await place_order(api.client, customer.token, lines, key)
+
+    assert legacy_line == "array"
+    assert placed["__typename"] == "OrderSuccess", placed
+    assert replayed == placed
+    assert await orders_of(engine, customer) == [placed["order"]["id"]]

@@ -24,7 +24,7 @@ from tests.pipeline import Pipeline, isolated_pipeline
 from tests.shop_api import place
 from tests.support import CANCEL_ORDER, CREATE_PRODUCT, token_position, unique
 
-Doc = dict[str, Any]
+Doc = Any  # a projected document (a dict) or the fallback's (a TypedDict)
 Fetch = Callable[[str | None], Awaitable[Page[Doc]]]
 
 

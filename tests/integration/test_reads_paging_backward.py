@@ -44,7 +44,7 @@ from tests.pipeline import Pipeline, isolated_pipeline
 from tests.shop_api import create_product, place
 from tests.support import CANCEL_ORDER
 
-Doc = dict[str, Any]
+Doc = Any  # a projected document (a dict) or the fallback's (a TypedDict)
 # A listing called with first/after/last/before, on one store.
 Listing = Callable[..., Awaitable[Page[Doc]]]
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, any_, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -30,9 +30,17 @@ from writes.events import (
     OrderShipped,
     RestockedLine,
 )
+from writes.idempotency_record import replayed_order, stored_order
 from writes.models import Customer, IdempotencyKey, Order, OrderLine, Product
 from writes.unit_of_work import UnitOfWork
-from writes.views import Committed, OrderCustomerView, OrderLineView, OrderView
+from writes.views import (
+    Committed,
+    OrderCustomerView,
+    OrderLineView,
+    OrderView,
+    order_line_view,
+    order_view,
+)
 
 # Placing an order is the hot command: its statements are Core, built once, so a call
 # pays neither the ORM's unit of work nor building SQL expressions again (py-spy: the
@@ -147,7 +155,7 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
     key_row = await uow.session.get(IdempotencyKey, (actor.customer_id, key))
     assert key_row is not None
     key_row.order_id = view.id
-    key_row.result = order_to_json(view)
+    key_row.result = stored_order(view)
     position = await uow.commit_with(lambda p: setattr(key_row, "position", p))
     return Committed(view, position)
 
@@ -187,7 +195,7 @@ async def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> Committed[OrderView
         stream_id=order.id,
         stream_version=order.version,
     )
-    view = await order_view(uow, order, lines)
+    view = await _committed_view(uow, order, lines)
     return Committed(view, await uow.commit())
 
 
@@ -205,25 +213,15 @@ async def ship_order(cmd: ShipOrder, uow: UnitOfWork) -> Committed[OrderView]:
         stream_id=order.id,
         stream_version=order.version,
     )
-    view = await order_view(uow, order, await _lines(uow, order.id))
+    view = await _committed_view(uow, order, await _lines(uow, order.id))
     return Committed(view, await uow.commit())
 
 
-async def order_view(uow: UnitOfWork, order: Order, lines: list[OrderLineView]) -> OrderView:
+async def _committed_view(uow: UnitOfWork, order: Order, lines: list[OrderLineView]) -> OrderView:
     """The committed state of an order with its customer and lines."""
     customer = await uow.session.get(Customer, order.customer_id)
     assert customer is not None  # orders.customer_id is a foreign key
-    return OrderView(
-        id=order.id,
-        status=order.status,
-        customer=OrderCustomerView(customer.id, customer.name, customer.email),
-        lines=tuple(lines),
-        item_count=order.item_count,
-        total_cents=order.total_cents,
-        placed_at=order.placed_at,
-        updated_at=order.updated_at,
-        version=order.version,
-    )
+    return order_view(order, OrderCustomerView(customer.id, customer.name, customer.email), lines)
 
 
 async def _claim_key(
@@ -254,7 +252,7 @@ async def _claim_key(
     assert stored.position is not None
     if stored.request_hash != request_hash:
         raise ValidationFailed("idempotencyKey", "this key was already used for a different order")
-    return Committed(order_from_json(stored.result), stored.position)
+    return Committed(replayed_order(stored.result), stored.position)
 
 
 def _request_hash(cmd: PlaceOrder) -> str:
@@ -282,9 +280,7 @@ async def _lines(uow: UnitOfWork, order_id: uuid.UUID) -> list[OrderLineView]:
     rows = await uow.session.scalars(
         select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line_no)
     )
-    return [
-        OrderLineView(r.product_id, r.sku, r.name, r.unit_price_cents, r.quantity) for r in rows
-    ]
+    return [order_line_view(row) for row in rows]
 
 
 def _placed_event(view: OrderView) -> OrderPlaced:
@@ -305,45 +301,4 @@ def _placed_event(view: OrderView) -> OrderPlaced:
         item_count=view.item_count,
         total_cents=view.total_cents,
         placed_at=iso(view.placed_at),
-    )
-
-
-def order_to_json(view: OrderView) -> dict[str, Any]:
-    """An order as stored with its idempotency key."""
-    return {
-        "id": str(view.id),
-        "status": view.status,
-        "customer": {
-            "id": str(view.customer.id),
-            "name": view.customer.name,
-            "email": view.customer.email,
-        },
-        "lines": [
-            [str(ln.product_id), ln.sku, ln.name, ln.unit_price_cents, ln.quantity]
-            for ln in view.lines
-        ],
-        "item_count": view.item_count,
-        "total_cents": view.total_cents,
-        "placed_at": iso(view.placed_at),
-        "updated_at": iso(view.updated_at),
-        "version": view.version,
-    }
-
-
-def order_from_json(data: dict[str, Any]) -> OrderView:
-    """The inverse of `order_to_json`."""
-    customer = data["customer"]
-    return OrderView(
-        id=uuid.UUID(data["id"]),
-        status=data["status"],
-        customer=OrderCustomerView(uuid.UUID(customer["id"]), customer["name"], customer["email"]),
-        lines=tuple(
-            OrderLineView(uuid.UUID(pid), sku, name, price, qty)
-            for pid, sku, name, price, qty in data["lines"]
-        ),
-        item_count=data["item_count"],
-        total_cents=data["total_cents"],
-        placed_at=datetime.fromisoformat(data["placed_at"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-        version=data["version"],
     )

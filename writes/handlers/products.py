@@ -14,7 +14,7 @@ from writes.errors import NotFound, ValidationFailed, VersionConflict
 from writes.events import ProductCreated, ProductPriceChanged, ProductRestocked
 from writes.models import Product
 from writes.unit_of_work import UnitOfWork
-from writes.views import Committed, ProductView
+from writes.views import Committed, ProductView, product_view
 
 
 async def create_product(cmd: CreateProduct, uow: UnitOfWork) -> Committed[ProductView]:
@@ -109,18 +109,3 @@ async def _locked(uow: UnitOfWork, raw_id: str) -> Product:
 def _touch(product: Product, uow: UnitOfWork) -> None:
     product.version += 1
     product.updated_at = uow.now()
-
-
-def product_view(product: Product) -> ProductView:
-    """The committed state of a product row."""
-    return ProductView(
-        id=product.id,
-        sku=product.sku,
-        name=product.name,
-        description=product.description,
-        price_cents=product.price_cents,
-        stock=product.stock,
-        units_sold=product.units_sold,
-        version=product.version,
-        updated_at=product.updated_at,
-    )
