@@ -16,7 +16,6 @@ from writes import rules
 from writes.clock import iso
 from writes.commands import Actor, CancelOrder, PlaceOrder, ShipOrder
 from writes.errors import (
-    InsufficientStock,
     InvalidTransition,
     NotFound,
     Unauthenticated,
@@ -89,12 +88,7 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
     # Locks in id order, so two orders sharing products cannot deadlock.
     rows = await uow.session.execute(_LOCK_PRODUCTS, {"ids": list(quantities)})
     products = {row.id: row for row in rows}
-    for line in cmd.lines:
-        product = products.get(uuid.UUID(line.product_id))
-        if product is None:
-            raise NotFound("product", line.product_id)
-        if product.stock < line.quantity:
-            raise InsufficientStock(line.product_id, line.quantity, product.stock)
+    rules.enough_stock(cmd.lines, {product.id: product.stock for product in products.values()})
 
     now = uow.now()
     lines = tuple(
@@ -253,7 +247,7 @@ async def _claim_key(
     assert stored.result is not None
     assert stored.position is not None
     if stored.request_hash != request_hash:
-        raise ValidationFailed("idempotencyKey", "this key was already used for a different order")
+        raise ValidationFailed("idempotency_key", "this key was already used for a different order")
     return Committed(order_from_json(stored.result), stored.position)
 
 
