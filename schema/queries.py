@@ -23,6 +23,7 @@ from schema.reading import (
     signed_in,
 )
 from schema.sales import DEFAULT_DAYS, DEFAULT_TOP, SalesDashboard
+from writes.authorization import may_access
 
 DEFAULT_PAGE = 20
 DEFAULT_LOW_STOCK = 5
@@ -44,7 +45,7 @@ class Query:
         product = await read(info, lambda at: queries.product(id, at))
         if product is not None:
             return Product.from_document(product)
-        if actor is not None and (actor.is_admin or str(actor.customer_id) == id.lower()):
+        if may_access(actor, id.lower()):
             customer = await read(info, lambda at: queries.customer(id, at))
             if customer is not None:
                 return Customer.from_document(customer)

@@ -13,6 +13,7 @@ from reads.sales import DashboardArgumentError
 from reads.service import ReadModelUnavailable, Served
 from schema.context import Info
 from schema.errors import ApiError
+from writes.authorization import may_access
 from writes.commands import Actor
 
 T = TypeVar("T")
@@ -62,7 +63,7 @@ def admin(info: Info) -> Actor:
 
 
 def may_read_order(actor: Actor | None, doc: dict[str, Any]) -> bool:
-    return actor is not None and (actor.is_admin or str(actor.customer_id) == doc["customer"]["id"])
+    return may_access(actor, doc["customer"]["id"])
 
 
 async def read_dashboard(info: Info, days: int, limit: int) -> dict[str, Any]:
