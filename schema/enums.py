@@ -6,11 +6,14 @@ from enum import Enum
 
 import strawberry
 
+from writes.commands import Role
 
-@strawberry.enum
-class Role(Enum):
-    CUSTOMER = "CUSTOMER"
-    ADMIN = "ADMIN"
+# The one Role (writes/commands.py) is exposed to GraphQL as it is: its members are the
+# contract's values, so no second definition can drift from the one tokens carry.
+# strawberry.enum marks the class itself and returns it, so `Role` stays the domain's.
+strawberry.enum(Role, name="Role")
+
+__all__ = ["OrderStatus", "Role"]
 
 
 @strawberry.enum

@@ -1,6 +1,7 @@
 """Errors in the API: typed result-union members, and top-level errors with a code.
 
-Domain failures from `writes` are translated here, once, for every resolver.
+Domain failures from `writes` are translated here, once, for every resolver: this is
+where a command's field, named as `writes` names it, becomes the input path a client sent.
 """
 
 from __future__ import annotations
@@ -71,6 +72,29 @@ class RateLimitedError(UserError):
     )
 
 
+# Each command field as the mutation's input names it. PlaceOrderInput's lines are
+# OrderLineInput objects, so a field of one line is reached through `lines[i]`.
+INPUT_FIELDS: dict[domain.CommandField, str] = {
+    "email": "email",
+    "name": "name",
+    "password": "password",
+    "sku": "sku",
+    "description": "description",
+    "price_cents": "priceCents",
+    "stock": "stock",
+    "quantity": "quantity",
+    "lines": "lines",
+    "product_id": "productId",
+    "idempotency_key": "idempotencyKey",
+}
+
+
+def input_path(exc: domain.ValidationFailed) -> str:
+    """The path, within the mutation's `input`, of the field a ValidationFailed names."""
+    field = INPUT_FIELDS[exc.field]
+    return field if exc.line is None else f"lines[{exc.line}].{field}"
+
+
 def user_error(exc: domain.DomainError) -> UserError:
     """The result-union member for a refused command.
 
@@ -80,7 +104,8 @@ def user_error(exc: domain.DomainError) -> UserError:
     message = str(exc)
     match exc:
         case domain.ValidationFailed():
-            return ValidationError(code=exc.code, message=message, field=exc.field)
+            path = input_path(exc)
+            return ValidationError(code=exc.code, message=f"{path}: {exc.message}", field=path)
         case domain.NotFound():
             return NotFoundError(code=exc.code, message=message, id=strawberry.ID(exc.id))
         case domain.InsufficientStock():

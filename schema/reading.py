@@ -14,6 +14,7 @@ from reads.read_model import ReadModelUnavailable
 from reads.sales import DashboardArgumentError
 from schema.context import Info
 from schema.errors import ApiError
+from writes.authorization import may_access
 from writes.commands import Actor
 
 T = TypeVar("T")
@@ -63,11 +64,11 @@ def admin(info: Info) -> Actor:
 
 
 def may_read_order(actor: Actor | None, doc: Mapping[str, Any]) -> bool:
-    return actor is not None and (actor.is_admin or str(actor.customer_id) == doc["customer"]["id"])
+    return may_access(actor, doc["customer"]["id"])
 
 
 def may_read_customer(actor: Actor | None, doc: Mapping[str, Any]) -> bool:
-    return actor is not None and (actor.is_admin or str(actor.customer_id) == doc["_id"])
+    return may_access(actor, doc["_id"])
 
 
 async def read_dashboard(info: Info, days: int, limit: int) -> dict[str, Any]:

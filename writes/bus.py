@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from writes import commands as c
+from writes.authorization import authorize
 from writes.handlers import customers, orders, products
 from writes.nudge import Nudger
 from writes.passwords import Passwords
@@ -52,7 +53,11 @@ class MessageBus:
         self._handlers = handlers(self.passwords)
 
     async def handle(self, command: c.Command, meta: CommandMetadata) -> Committed[Any]:
-        """Run the command in its own transaction; raises a DomainError when refused."""
+        """Run the command in its own transaction; raises a DomainError when refused.
+
+        Authorization is decided here, before any handler runs, for every command alike.
+        """
+        authorize(command, meta.actor)
         handler = self._handlers[type(command)]
         async with UnitOfWork(self._sessions, meta) as uow:
             result = await handler(command, uow)

@@ -3,6 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+CommandField = Literal[
+    "email",
+    "name",
+    "password",
+    "sku",
+    "description",
+    "price_cents",
+    "stock",
+    "quantity",
+    "lines",
+    "product_id",
+    "idempotency_key",
+]
+"""A field of a command (writes/commands.py), named as the command names it."""
 
 
 class DomainError(Exception):
@@ -13,12 +29,17 @@ class DomainError(Exception):
 
 @dataclass
 class ValidationFailed(DomainError):
-    field: str
+    """A field of the command breaks a rule; `line` is the index of the order line (in
+    `PlaceOrder.lines`) whose field it is, None for a field of the command itself."""
+
+    field: CommandField
     message: str
+    line: int | None = None
     code = "VALIDATION_ERROR"
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
+        where = self.field if self.line is None else f"{self.field} of line {self.line}"
+        return f"{where}: {self.message}"
 
 
 @dataclass

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
 
 from writes.commands import OrderLineRequest
-from writes.errors import NotFound, ValidationFailed
+from writes.errors import CommandField, InsufficientStock, NotFound, ValidationFailed
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 5000
@@ -34,7 +35,7 @@ def control_character(value: str, *, multiline: bool = False) -> str | None:
     return None if found is None else f"U+{ord(found.group()):04X}"
 
 
-def plain_text(value: str, field: str, *, multiline: bool = False) -> str:
+def plain_text(value: str, field: CommandField, *, multiline: bool = False) -> str:
     """`value` unchanged; ValidationFailed naming `field` if it holds a control character."""
     found = control_character(value, multiline=multiline)
     if found is not None:
@@ -67,13 +68,13 @@ def login_email(value: str) -> str:
         return value.strip().lower()
 
 
-def name(value: str, field: str = "name") -> str:
+def name(value: str) -> str:
     """A non-blank display name of at most 200 characters, trimmed."""
-    trimmed = plain_text(value, field).strip()
+    trimmed = plain_text(value, "name").strip()
     if not trimmed:
-        raise ValidationFailed(field, "must not be blank")
+        raise ValidationFailed("name", "must not be blank")
     if len(trimmed) > MAX_NAME:
-        raise ValidationFailed(field, f"must be at most {MAX_NAME} characters")
+        raise ValidationFailed("name", f"must be at most {MAX_NAME} characters")
     return trimmed
 
 
@@ -101,15 +102,15 @@ def description(value: str) -> str:
     return value
 
 
-def price_cents(value: int, field: str = "priceCents") -> int:
+def price_cents(value: int) -> int:
     if not 0 <= value <= MAX_PRICE_CENTS:
-        raise ValidationFailed(field, f"must be between 0 and {MAX_PRICE_CENTS} cents")
+        raise ValidationFailed("price_cents", f"must be between 0 and {MAX_PRICE_CENTS} cents")
     return value
 
 
-def stock(value: int, field: str = "stock") -> int:
+def stock(value: int) -> int:
     if not 0 <= value <= MAX_STOCK:
-        raise ValidationFailed(field, f"must be between 0 and {MAX_STOCK}")
+        raise ValidationFailed("stock", f"must be between 0 and {MAX_STOCK}")
     return value
 
 
@@ -141,10 +142,10 @@ def entity_id(value: str, kind: str) -> UUID:
 def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
-    plain_text(value, "idempotencyKey")
+    plain_text(value, "idempotency_key")
     if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY:
         raise ValidationFailed(
-            "idempotencyKey", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters long"
+            "idempotency_key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters long"
         )
     return value
 
@@ -157,16 +158,30 @@ def order_lines(lines: tuple[OrderLineRequest, ...]) -> dict[UUID, int]:
     for index, line in enumerate(lines):
         if not MIN_QUANTITY <= line.quantity <= MAX_QUANTITY:
             raise ValidationFailed(
-                f"lines[{index}].quantity",
-                f"must be between {MIN_QUANTITY} and {MAX_QUANTITY}",
+                "quantity", f"must be between {MIN_QUANTITY} and {MAX_QUANTITY}", line=index
             )
         product_id = entity_id(line.product_id, "product")
         if product_id in quantities:
             raise ValidationFailed(
-                f"lines[{index}].productId", "the product appears on another line already"
+                "product_id", "the product appears on another line already", line=index
             )
         quantities[product_id] = line.quantity
     return quantities
+
+
+def enough_stock(lines: tuple[OrderLineRequest, ...], in_stock: Mapping[UUID, int]) -> None:
+    """Every line's product exists and has the line's quantity in stock, else the order is
+    refused whole: NotFound or InsufficientStock for the first line that fails, naming the
+    product as the line gave it.
+
+    `lines` have passed `order_lines`; `in_stock` is the stock of the products found, by id.
+    """
+    for line in lines:
+        available = in_stock.get(UUID(line.product_id))
+        if available is None:
+            raise NotFound("product", line.product_id)
+        if available < line.quantity:
+            raise InsufficientStock(line.product_id, line.quantity, available)
 
 
 def can_transition(from_status: str, to_status: str) -> bool:

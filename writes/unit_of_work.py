@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from writes.clock import iso, now_ms
 from writes.commands import Actor
-from writes.errors import Forbidden, Unauthenticated
 from writes.events import SCHEMA_VERSION, DomainEvent
 from writes.models import EventRecord
 
@@ -70,7 +69,17 @@ class UnitOfWork:
             await self.session.close()
 
     @property
-    def actor(self) -> Actor | None:
+    def actor(self) -> Actor:
+        """Who issues the command, for a handler of a command only the signed in may issue.
+
+        The bus has authorized the command (writes/authorization.py) before its handler
+        runs, so a missing actor here is a bug in the access table, not a caller's fault.
+        """
+        if self.meta.actor is None:
+            raise RuntimeError(
+                "a handler needs the actor, but writes/authorization.py lets anyone issue "
+                "its command: give the command SIGNED_IN or ADMIN access"
+            )
         return self.meta.actor
 
     def now(self) -> datetime:
@@ -79,19 +88,6 @@ class UnitOfWork:
         if given is None:
             return now_ms()
         return given.astimezone(UTC).replace(microsecond=given.microsecond // 1000 * 1000)
-
-    def signed_in(self) -> Actor:
-        """The actor, or Unauthenticated when the command came without one."""
-        if self.meta.actor is None:
-            raise Unauthenticated
-        return self.meta.actor
-
-    def admin(self) -> Actor:
-        """The actor if an admin, else Unauthenticated / Forbidden."""
-        actor = self.signed_in()
-        if not actor.is_admin:
-            raise Forbidden("only an admin may do this")
-        return actor
 
     def record(self, event: DomainEvent, stream_id: uuid.UUID, stream_version: int) -> None:
         """Queue an event for the commit; `stream_version` is the aggregate's new version."""

@@ -35,9 +35,9 @@ def test_plain_text_is_accepted_exactly_when_it_holds_no_control_character(value
 @pytest.mark.parametrize("char", CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
 def test_a_control_character_is_refused_naming_the_field_and_the_character(char: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
-        rules.plain_text(f"ab{char}cd", "idempotencyKey")
+        rules.plain_text(f"ab{char}cd", "idempotency_key")
 
-    assert refused.value.field == "idempotencyKey"
+    assert refused.value.field == "idempotency_key"
     assert f"U+{ord(char):04X}" in refused.value.message
 
 
@@ -59,7 +59,7 @@ FIELD_RULES: list[tuple[str, Callable[[str], object], str]] = [
     ("password", rules.password, "correct-horse-battery"),
     ("sku", rules.sku, "TEA-01"),
     ("description", rules.description, "Loose leaf"),
-    ("idempotencyKey", rules.idempotency_key, "key-123"),
+    ("idempotency_key", rules.idempotency_key, "key-123"),
 ]
 
 

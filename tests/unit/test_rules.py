@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from writes import rules
 from writes.commands import OrderLineRequest
-from writes.errors import NotFound, ValidationFailed
+from writes.errors import InsufficientStock, NotFound, ValidationFailed
 
 # No example database on disk: runs stay hermetic, like `-p no:cacheprovider`.
 hermetic = hypothesis_settings(database=None, deadline=None)
@@ -118,12 +118,6 @@ def test_blank_or_too_long_name_is_refused(raw: str) -> None:
     assert refused_.value.field == "name"
 
 
-def test_name_rule_names_the_field_it_is_given() -> None:
-    with pytest.raises(ValidationFailed) as refused_:
-        rules.name("", field="displayName")
-    assert refused_.value.field == "displayName"
-
-
 # --- password ----------------------------------------------------------------------
 
 
@@ -196,7 +190,7 @@ def test_price_from_0_to_a_billion_cents_is_accepted(cents: int) -> None:
 def test_negative_or_too_high_price_is_refused(cents: int) -> None:
     with pytest.raises(ValidationFailed) as refused_:
         rules.price_cents(cents)
-    assert refused_.value.field == "priceCents"
+    assert refused_.value.field == "price_cents"
 
 
 @pytest.mark.parametrize("units", [0, 1, 500, rules.MAX_STOCK])
@@ -277,7 +271,7 @@ def test_an_order_of_1_to_50_lines_is_accepted(count: int) -> None:
 def test_an_order_of_no_or_more_than_50_lines_is_refused(count: int) -> None:
     with pytest.raises(ValidationFailed) as refused_:
         rules.order_lines(_lines(count))
-    assert refused_.value.field == "lines"
+    assert (refused_.value.field, refused_.value.line) == ("lines", None)
 
 
 @pytest.mark.parametrize("quantity", [1, 2, 999, 1000])
@@ -291,7 +285,7 @@ def test_line_quantity_outside_1_to_1000_is_refused_naming_the_line(quantity: in
     lines = (*_lines(1), OrderLineRequest(str(uuid.uuid4()), quantity))
     with pytest.raises(ValidationFailed) as refused_:
         rules.order_lines(lines)
-    assert refused_.value.field == "lines[1].quantity"
+    assert (refused_.value.field, refused_.value.line) == ("quantity", 1)
 
 
 def test_a_product_on_two_lines_is_refused_naming_the_second() -> None:
@@ -303,7 +297,7 @@ def test_a_product_on_two_lines_is_refused_naming_the_second() -> None:
     )
     with pytest.raises(ValidationFailed) as refused_:
         rules.order_lines(lines)
-    assert refused_.value.field == "lines[2].productId"
+    assert (refused_.value.field, refused_.value.line) == ("product_id", 2)
 
 
 @pytest.mark.parametrize("raw", ["not-a-uuid", "", "1234", "00000000-0000-4000-8000-00000000000g"])
@@ -321,6 +315,62 @@ def test_entity_id_parses_a_uuid_and_refuses_anything_else() -> None:
     assert (missing.value.kind, missing.value.id) == ("order", "garbage")
 
 
+# --- stock -------------------------------------------------------------------------
+
+
+def test_an_order_within_stock_on_every_line_is_accepted() -> None:
+    lines = _lines(2, quantity=3)
+    in_stock = {uuid.UUID(lines[0].product_id): 3, uuid.UUID(lines[1].product_id): 10}
+    rules.enough_stock(lines, in_stock)  # refusing would raise
+
+
+def test_a_line_short_of_stock_refuses_the_order_naming_it() -> None:
+    lines = _lines(3, quantity=2)
+    in_stock = {uuid.UUID(line.product_id): 5 for line in lines} | {
+        uuid.UUID(lines[1].product_id): 1
+    }
+    with pytest.raises(InsufficientStock) as short:
+        rules.enough_stock(lines, in_stock)
+    assert (short.value.product_id, short.value.requested, short.value.available) == (
+        lines[1].product_id,
+        2,
+        1,
+    )
+
+
+def test_a_missing_product_is_not_found_as_the_line_spelled_it() -> None:
+    known, unknown = _lines(2)
+    spelled = OrderLineRequest(unknown.product_id.upper(), 1)
+    with pytest.raises(NotFound) as missing:
+        rules.enough_stock((known, spelled), {uuid.UUID(known.product_id): 1})
+    assert (missing.value.kind, missing.value.id) == ("product", spelled.product_id)
+
+
+def test_the_first_failing_line_is_the_one_named() -> None:
+    short, absent = _lines(2, quantity=4)
+    with pytest.raises(InsufficientStock) as refused_:
+        rules.enough_stock((short, absent), {uuid.UUID(short.product_id): 3})
+    assert refused_.value.product_id == short.product_id
+
+
+@hermetic
+@given(
+    wanted=st.lists(st.integers(min_value=1, max_value=1000), min_size=1, max_size=50),
+    extra=st.data(),
+)
+def test_an_order_is_accepted_exactly_when_every_line_has_its_stock(
+    wanted: list[int], extra: st.DataObject
+) -> None:
+    lines = tuple(OrderLineRequest(str(uuid.uuid4()), quantity) for quantity in wanted)
+    stock = [extra.draw(st.integers(min_value=0, max_value=1200)) for _ in lines]
+    in_stock = {uuid.UUID(line.product_id): units for line, units in zip(lines, stock, strict=True)}
+    if all(units >= line.quantity for line, units in zip(lines, stock, strict=True)):
+        rules.enough_stock(lines, in_stock)
+    else:
+        with pytest.raises(InsufficientStock):
+            rules.enough_stock(lines, in_stock)
+
+
 # --- idempotency key ---------------------------------------------------------------
 
 
@@ -333,7 +383,7 @@ def test_idempotency_key_absent_or_1_to_200_characters_is_accepted(key: str | No
 def test_empty_or_too_long_idempotency_key_is_refused(key: str) -> None:
     with pytest.raises(ValidationFailed) as refused_:
         rules.idempotency_key(key)
-    assert refused_.value.field == "idempotencyKey"
+    assert refused_.value.field == "idempotency_key"
 
 
 # --- status transitions ------------------------------------------------------------

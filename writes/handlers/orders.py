@@ -13,10 +13,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from writes import rules
+from writes.authorization import may_access
 from writes.clock import iso
 from writes.commands import Actor, CancelOrder, PlaceOrder, ShipOrder
 from writes.errors import (
-    InsufficientStock,
     InvalidTransition,
     NotFound,
     Unauthenticated,
@@ -82,7 +82,7 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
     With an idempotencyKey the first successful result is stored in the same
     transaction and returned again for every retry, concurrent or later.
     """
-    actor = uow.signed_in()
+    actor = uow.actor
     key = rules.idempotency_key(cmd.idempotency_key)
     quantities = rules.order_lines(cmd.lines)
     # Before the key: a token naming no customer must not reach the key's foreign key.
@@ -97,12 +97,7 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
     # Locks in id order, so two orders sharing products cannot deadlock.
     rows = await uow.session.execute(_LOCK_PRODUCTS, {"ids": list(quantities)})
     products = {row.id: row for row in rows}
-    for line in cmd.lines:
-        product = products.get(uuid.UUID(line.product_id))
-        if product is None:
-            raise NotFound("product", line.product_id)
-        if product.stock < line.quantity:
-            raise InsufficientStock(line.product_id, line.quantity, product.stock)
+    rules.enough_stock(cmd.lines, {product.id: product.stock for product in products.values()})
 
     now = uow.now()
     lines = tuple(
@@ -162,9 +157,8 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
 
 async def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> Committed[OrderView]:
     """Cancel a placed order (its owner or an admin) and put its units back in stock."""
-    actor = uow.signed_in()
     order = await _locked_order(uow, cmd.order_id)
-    if order.customer_id != actor.customer_id and not actor.is_admin:
+    if not may_access(uow.actor, order.customer_id):
         # The same answer as for an unknown order, so ids cannot be probed for existence.
         raise NotFound("order", cmd.order_id)
     _transition(order, "CANCELLED", uow.now())
@@ -201,7 +195,6 @@ async def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> Committed[OrderView
 
 async def ship_order(cmd: ShipOrder, uow: UnitOfWork) -> Committed[OrderView]:
     """Mark a placed order shipped (admins only)."""
-    uow.admin()
     order = await _locked_order(uow, cmd.order_id)
     _transition(order, "SHIPPED", uow.now())
     uow.record(
@@ -251,7 +244,7 @@ async def _claim_key(
     assert stored.result is not None
     assert stored.position is not None
     if stored.request_hash != request_hash:
-        raise ValidationFailed("idempotencyKey", "this key was already used for a different order")
+        raise ValidationFailed("idempotency_key", "this key was already used for a different order")
     return Committed(replayed_order(stored.result), stored.position)
 
 

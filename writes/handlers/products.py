@@ -1,4 +1,4 @@
-"""Catalog management: admins only."""
+"""Catalog management (admins only: writes/authorization.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from writes.views import Committed, ProductView, product_view
 
 async def create_product(cmd: CreateProduct, uow: UnitOfWork) -> Committed[ProductView]:
     """Add a product to the catalog; skus are unique."""
-    uow.admin()
     now = uow.now()
     product = Product(
         id=uuid.uuid4(),
@@ -58,7 +57,6 @@ async def create_product(cmd: CreateProduct, uow: UnitOfWork) -> Committed[Produ
 
 async def change_product_price(cmd: ChangeProductPrice, uow: UnitOfWork) -> Committed[ProductView]:
     """Set a new price, refusing a stale expectedVersion."""
-    uow.admin()
     price = rules.price_cents(cmd.price_cents)
     product = await _locked(uow, cmd.product_id)
     if cmd.expected_version is not None and cmd.expected_version != product.version:
@@ -81,7 +79,6 @@ async def change_product_price(cmd: ChangeProductPrice, uow: UnitOfWork) -> Comm
 
 async def restock_product(cmd: RestockProduct, uow: UnitOfWork) -> Committed[ProductView]:
     """Add units to a product's stock."""
-    uow.admin()
     product = await _locked(uow, cmd.product_id)
     quantity = rules.restock_quantity(cmd.quantity, product.stock)
     product.stock += quantity
