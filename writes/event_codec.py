@@ -131,24 +131,38 @@ def _decoder(cls: type) -> _Convert:
     hints = typing.get_type_hints(cls)
     names = frozenset(field.name for field in dataclasses.fields(cls))
     nested = {name: convert for name in names if (convert := _converter(hints[name]))}
+    nested_items = tuple(nested.items())
     new = object.__new__
 
-    def decode(data: Any) -> Any:
-        if not isinstance(data, Mapping):
+    def check(data: Any) -> None:
+        if type(data) is not dict:
             raise TypeError(f"{cls.__name__} needs a JSON object, not {data!r:.60}")
         if data.keys() != names:
             raise TypeError(
                 f"{cls.__name__} lacks {sorted(names - data.keys())}, "
                 f"has unexpected {sorted(data.keys() - names)}"
             )
-        values = dict(data)
-        for name, convert in nested.items():
-            values[name] = convert(values[name])
+
+    # The fields are checked in one comparison on the way in; only classes with nested
+    # fields (an order: its customer, its lines) convert anything after the copy.
+    def decode_scalars(data: Any) -> Any:
+        if type(data) is not dict or data.keys() != names:
+            check(data)
         instance = new(cls)
-        instance.__dict__.update(values)
+        instance.__dict__.update(data)
         return instance
 
-    return decode
+    def decode_nested(data: Any) -> Any:
+        if type(data) is not dict or data.keys() != names:
+            check(data)
+        instance = new(cls)
+        values = instance.__dict__
+        values.update(data)
+        for name, convert in nested_items:
+            values[name] = convert(values[name])
+        return instance
+
+    return decode_nested if nested else decode_scalars
 
 
 def _converter(hint: Any) -> _Convert | None:
@@ -160,7 +174,7 @@ def _converter(hint: Any) -> _Convert | None:
         item = _converter(args[0])
         if item is None:
             return tuple
-        return lambda values: tuple([item(value) for value in values])
+        return lambda values: tuple(map(item, values))
     if hint in _SCALARS or (
         origin in (typing.Union, types.UnionType) and all(arg in _SCALARS for arg in args)
     ):
