@@ -173,7 +173,7 @@ def test_a_fold_reads_only_the_documents_it_names(
         assert projector.fold(at, named) == projector.fold(at, {**unrelated, **named})
 
 
-def test_projectors_import_only_event_names_and_document_shapes() -> None:
+def test_projectors_import_only_event_classes_and_document_types() -> None:
     allowed = {"writes.events", "reads.documents", "workers.projection", "workers.projectors"}
     folder = Path(__file__).resolve().parents[2] / "workers" / "projectors"
     for module in folder.glob("*.py"):
@@ -550,3 +550,11 @@ def test_a_collection_only_one_side_has_is_compared_against_nothing() -> None:
         "sales_totals/totals: missing from the projection (write store: {_id: 'totals', "
         "order_count: 1})"
     ]
+
+
+def test_an_order_replayed_after_later_events_keeps_the_products_latest_change() -> None:
+    # A retry of a parked order: the product was changed since by a later event.
+    later = {**MUG_DOC, "updated_at": LATER + timedelta(hours=1), "position": 90}
+    [mug] = fold(products, stored(PLACED_ORDER, ORDER, 1, position=50), later).values()
+    assert (mug["stock"], mug["units_sold"]) == (1, 2)
+    assert (mug["updated_at"], mug["position"]) == (LATER + timedelta(hours=1), 90)

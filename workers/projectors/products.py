@@ -119,6 +119,11 @@ def _stock(
             "updated_at": at,
             "position": event.position,
         }
+        if product.get("position", 0) > event.position:
+            # A parked order replayed after later ones (`shop projections retry`): its
+            # units count, but the product was last changed by the later event, as the
+            # write store's row says.
+            moved["updated_at"], moved["position"] = product["updated_at"], product["position"]
         if version is not None:
             moved["version"] = version
         changes[key] = moved
