@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from app.bootstrap import build_mongo, load_settings
 from bench.stack import libpq
 from reads.projection_state import STATE
+from workers.log_reader import decode_row
 from workers.notifications import projections_channel
 from workers.projection import DocKey, Document, Projector, StoredEvent, fold_events
 from workers.projectors import PROJECTORS
@@ -47,16 +48,18 @@ from writes.nudge import wake_channel
 BATCH = 500
 POLL_S = 1.0
 READ = (
-    "SELECT position, stream_type, stream_id, stream_version, type, data::text, recorded_at "
+    "SELECT position, stream_type, stream_id, stream_version, type, "
+    "(metadata ->> 'schema_version')::int AS schema_version, data::text, recorded_at "
     "FROM event_log WHERE position > $1 ORDER BY position LIMIT $2"
 )
 
 
 def stored(row: asyncpg.Record) -> StoredEvent:
+    """The row decoded into its event, as the worker's log reader decodes it."""
+    event = decode_row(row["type"], row["schema_version"], orjson.loads(row["data"]))
     return StoredEvent(
         position=row["position"], stream_type=row["stream_type"], stream_id=row["stream_id"],
-        stream_version=row["stream_version"], type=row["type"], data=orjson.loads(row["data"]),
-        recorded_at=row["recorded_at"],
+        stream_version=row["stream_version"], event=event, recorded_at=row["recorded_at"],
     )  # fmt: skip
 
 

@@ -46,6 +46,7 @@ from bench.seed import Seeder
 from bench.stack import Stack, stack
 from bench.stats import spread
 from reads.documents import ensure_indexes
+from workers.log_reader import decode_row
 from workers.projection import StoredEvent
 from workers.projectors import PROJECTORS
 from workers.state import EPOCH, load_state
@@ -80,11 +81,12 @@ class WriteCounter:
         self._per_shape: dict[tuple[str, int], dict[str, int]] = {}
 
     def __call__(self, row: LogRow) -> None:
-        _, stream_type, stream_id, version, kind, raw, _ = row
+        _, stream_type, stream_id, version, kind, raw, metadata = row
         data = orjson.loads(raw)
         shape = (kind, len(data.get("lines", ())))
         if shape not in self._per_shape:
-            event = StoredEvent(0, stream_type, str(stream_id), version, kind, data, EPOCH)
+            decoded = decode_row(kind, orjson.loads(metadata)["schema_version"], data)
+            event = StoredEvent(0, stream_type, str(stream_id), version, decoded, EPOCH)
             self._per_shape[shape] = {
                 name: len(projector.touches(event)) for name, projector in PROJECTORS.items()
             }

@@ -37,7 +37,7 @@ from bench.stats import spread
 from reads.projection_state import STATE
 from workers.notifications import projections_channel
 from workers.projectors import PROJECTORS
-from writes.events import SCHEMA_VERSION
+from writes.events import OrderPlaced
 from writes.unit_of_work import EVENT_LOG_LOCK
 
 CLIENTS = 16
@@ -194,7 +194,7 @@ def raw_load(settings: Settings, requests: list[OrderRequest], plan: Plan) -> di
     assert settings.database_url is not None
     return {"dsn": libpq(settings.database_url), "concurrency": CLIENTS,
             "warmup_s": plan.warmup_s, "duration_s": plan.round_s,
-            "event_log_lock": EVENT_LOG_LOCK, "schema_version": SCHEMA_VERSION,
+            "event_log_lock": EVENT_LOG_LOCK, "schema_version": OrderPlaced.schema_version,
             "orders": [request.raw() for request in requests]}  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 Appends are serialized (docs/decisions/0003-serialized-event-appends.md), so a
 position becomes visible only after every lower one committed or rolled back:
-reading `position > checkpoint` in order never skips an event.
+reading `position > checkpoint` in order never skips an event. Each row is decoded into
+its event here, once for every projection that shares the read.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workers.projection import StoredEvent
+from workers.projection import StoredEvent, UndecodableEvent, UnknownEvent
+from writes.event_codec import EVENTS, EventCodec, EventDecodeError, UnknownEventType
+from writes.events import DomainEvent
 from writes.models import EventRecord
 
 
@@ -64,6 +67,7 @@ _EVENT = select(
     EventRecord.stream_id,
     EventRecord.stream_version,
     EventRecord.type,
+    EventRecord.metadata_["schema_version"].as_integer().label("schema_version"),
     EventRecord.data,
     EventRecord.recorded_at,
 )
@@ -86,12 +90,28 @@ async def _read(
             stream_type=row.stream_type,
             stream_id=str(row.stream_id),
             stream_version=row.stream_version,
-            type=row.type,
-            data=row.data,
+            event=decode_row(row.type, row.schema_version, row.data),
             recorded_at=row.recorded_at,
         )
         for row in rows
     ]
+
+
+def decode_row(
+    type_name: str, schema_version: int | None, data: Any, codec: EventCodec = EVENTS
+) -> DomainEvent | UnknownEvent | UndecodableEvent:
+    """A row's event, or what stands for it when the row does not decode.
+
+    A row cannot stop the reader: an unknown type is skipped by every projector (its
+    checkpoint moves on), an undecodable row fails in each projection's failure policy,
+    which retries and then parks it with its stream as it would a failing fold.
+    """
+    try:
+        return codec.decode(type_name, schema_version, data)
+    except UnknownEventType:
+        return UnknownEvent(type_name)
+    except EventDecodeError as exc:
+        return UndecodableEvent(type_name, exc)
 
 
 async def log_head(engine: AsyncEngine) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reads.projection_state import Attempt
-from workers.projection import DocKey, Document, Projector, StoredEvent
+from workers.projection import DocKey, Document, Projector, StoredEvent, UndecodableEvent
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,18 @@ def touched(projector: Projector, events: Iterable[StoredEvent], parked: set[str
     for event in events:
         if event.stream_id not in parked:
             try:
-                found.keys.update(projector.touches(event))
+                found.keys.update(_touches(projector, event))
             except Exception as exc:  # decided by plan_batch
                 found.failed[event.position] = exc
     return found
+
+
+def _touches(projector: Projector, event: StoredEvent) -> tuple[DocKey, ...]:
+    """What `event` touches; a row that did not decode fails here, so it is retried and
+    parked like an event whose fold fails (every projection parks it: none can fold it)."""
+    if isinstance(event.event, UndecodableEvent):
+        raise event.event.error.with_traceback(None)  # raised again on every attempt
+    return projector.touches(event)
 
 
 def plan_batch(
@@ -128,7 +136,7 @@ def plan_batch(
         else:
             try:
                 if addressed is None:
-                    projector.touches(event)  # a poison event may fail here only
+                    _touches(projector, event)  # a poison event may fail here only
                 elif failed := addressed.failed.get(event.position):
                     raise failed
                 result = projector.fold(event, documents)

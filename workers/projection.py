@@ -1,5 +1,11 @@
 """What every projector shares: the stored event it reads and the documents it folds.
 
+The log reader turns each row back into its event dataclass before any projector sees
+it; a projector matches on the class. A row of a type this code does not know becomes an
+`UnknownEvent`, which every projector ignores; a row that does not decode becomes an
+`UndecodableEvent`, which the failure policy (workers.policy) decides as it decides a
+fold that raises.
+
 A projector is a pure fold. `touches(event)` names the documents an event reads and may
 change; `fold(event, documents)` takes their current versions (a key that is absent is a
 document that does not exist) and returns the new versions of the ones it changed,
@@ -15,23 +21,48 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-# A document of one of the projector's collections: (logical collection, _id).
+from writes.events import DomainEvent
+
+# A document of one of the projector's collections: (logical collection, _id). Its
+# shape is the collection's type in reads.documents, which the projector builds.
 DocKey = tuple[str, str]
-Document = dict[str, Any]
+Document = Mapping[str, Any]
 Documents = Mapping[DocKey, Document]
 
 
 @dataclass(frozen=True)
+class UnknownEvent:
+    """A row whose type this code does not know (newer code wrote it): ignored."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class UndecodableEvent:
+    """A row of a known type that does not decode, with why: it fails where it is folded."""
+
+    type: str
+    error: Exception
+
+
+@dataclass(frozen=True)
 class StoredEvent:
-    """One row of the event log, as projectors see it."""
+    """One row of the event log, as projectors see it: its event decoded."""
 
     position: int
     stream_type: str
     stream_id: str
     stream_version: int
-    type: str
-    data: dict[str, Any]
+    event: DomainEvent | UnknownEvent | UndecodableEvent
     recorded_at: datetime
+
+    @property
+    def type(self) -> str:
+        """The row's type name (dead letters and errors name it)."""
+        event = self.event
+        if isinstance(event, UnknownEvent | UndecodableEvent):
+            return event.type
+        return type(event).__name__
 
 
 class Projector(Protocol):

@@ -27,6 +27,7 @@ from workers.log_reader import SharedLogReader
 from workers.notifications import publish_batch
 from workers.policy import LIVE, BatchPlan, Touched, backoff, plan_batch, touched
 from workers.projection import DocKey, Projector, StoredEvent
+from workers.projection import Document as Projected
 from workers.runner_memory import RunnerMemory
 from workers.state import load_state, parked_streams
 
@@ -165,9 +166,9 @@ class ProjectionRunner:
                 return plan
 
         known, unknown = self._memory.known(addressed.keys)
-        read: dict[DocKey, Document] = {}
+        read: dict[DocKey, Projected] = {}
 
-        async def commit(session: AsyncClientSession) -> tuple[BatchPlan, dict[DocKey, Document]]:
+        async def commit(session: AsyncClientSession) -> tuple[BatchPlan, dict[DocKey, Projected]]:
             read.clear()
             if unknown:
                 read.update(await read_documents(self._db, collections, unknown, session))
@@ -220,7 +221,7 @@ class _Batch:
     parked: set[str]
     now: datetime
 
-    def plan(self, documents: dict[DocKey, Document], addressed: Touched) -> BatchPlan:
+    def plan(self, documents: dict[DocKey, Projected], addressed: Touched) -> BatchPlan:
         state = self.state
         return plan_batch(
             self.projector, state.generation, self.events, state.position, self.parked,

@@ -2,7 +2,9 @@
 
 Projectors never read the write tables, so each event carries full data (names,
 prices, the customer) as of the moment it happened. Field names are the JSON keys
-stored in `event_log.data`; `SCHEMA_VERSION` goes to the metadata so they can evolve.
+stored in `event_log.data`; a class's `schema_version` goes to the row's metadata, so
+its fields can evolve: changing them means a version up and an upcaster in
+writes/event_codec.py, which turns rows back into these classes.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-SCHEMA_VERSION = 1
-
 
 @dataclass(frozen=True)
 class DomainEvent:
     stream_type: ClassVar[str]
+    # The version of the class's fields; rows of older versions are upcast to it.
+    schema_version: ClassVar[int] = 1
 
 
 @dataclass(frozen=True)

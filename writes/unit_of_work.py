@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from writes.clock import iso, now_ms
 from writes.commands import Actor
-from writes.events import SCHEMA_VERSION, DomainEvent
+from writes.event_codec import EVENTS
+from writes.events import DomainEvent
 from writes.models import EventRecord
 
 # Appends take this transaction-scoped advisory lock, so positions become visible in
@@ -92,13 +93,14 @@ class UnitOfWork:
     def record(self, event: DomainEvent, stream_id: uuid.UUID, stream_version: int) -> None:
         """Queue an event for the commit; `stream_version` is the aggregate's new version."""
         actor = self.meta.actor
+        encoded = EVENTS.encode(event)
         metadata: dict[str, Any] = {
             "correlation_id": self.meta.correlation_id,
             "causation_id": self.meta.causation_id,
             "actor": (
                 None if actor is None else {"id": str(actor.customer_id), "role": actor.role.value}
             ),
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": encoded.schema_version,
         }
         if self.meta.occurred_at is not None:
             metadata["occurred_at"] = iso(self.now())
@@ -108,8 +110,8 @@ class UnitOfWork:
                 "stream_type": event.stream_type,
                 "stream_id": stream_id,
                 "stream_version": stream_version,
-                "type": type(event).__name__,
-                "data": dataclasses.asdict(event),
+                "type": encoded.type,
+                "data": encoded.data,
                 "metadata_": metadata,
             }
         )

@@ -37,7 +37,7 @@ from tests.support import (
     until,
 )
 from workers.policy import dead_letter
-from workers.projection import StoredEvent
+from workers.projection import StoredEvent, UndecodableEvent
 
 CHECKS = {"postgres", "mongodb", "redis", "projections"}
 ALERTS = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -208,7 +208,7 @@ async def test_readyz_names_a_stopped_or_parked_projection(settings: Settings) -
         now = datetime.now(UTC)
         poison = StoredEvent(
             position=10**12, stream_type="order", stream_id=unique("stream"), stream_version=1,
-            type="OrderPlaced", data={}, recorded_at=now,
+            event=UndecodableEvent("OrderPlaced", KeyError("sku")), recorded_at=now,
         )  # fmt: skip
         letter = dead_letter("orders", state["generation"], poison, "KeyError: 'sku'", now)
         await pipeline.db[DEAD_LETTERS].insert_one(letter)

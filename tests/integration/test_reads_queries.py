@@ -7,7 +7,6 @@ other test's orders too); the rest read what a real worker projected from the AP
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -110,8 +109,7 @@ class Shop:
                 stream_type="order",
                 stream_id=order,
                 stream_version=1,
-                type=type(event).__name__,
-                data=dataclasses.asdict(event),
+                event=event,
                 recorded_at=datetime.now(UTC),
             )
         )

@@ -9,7 +9,6 @@ mostly forward, some near midnight and in other time zones.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from dataclasses import dataclass, field
@@ -17,7 +16,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
+from workers.log_reader import decode_row
 from workers.projection import StoredEvent
+from writes.event_codec import EVENTS
 from writes.events import (
     CustomerRegistered,
     DomainEvent,
@@ -40,16 +41,19 @@ ZONES = (UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9)))
 steps = st.lists(st.tuples(st.sampled_from(STEPS), st.integers(0, 2**32)), max_size=40)
 
 
-def stored(event: DomainEvent, stream_id: str, version: int, position: int) -> StoredEvent:
-    """`event` as the log hands it to projectors: JSON data, as jsonb returns it."""
+def stored(
+    event: DomainEvent, stream_id: str, version: int, position: int, recorded_at: datetime = START
+) -> StoredEvent:
+    """`event` as the log hands it to projectors: encoded as the unit of work encodes it,
+    its data through JSON (as jsonb returns it), decoded as the log reader decodes it."""
+    row = EVENTS.encode(event)
     return StoredEvent(
         position=position,
         stream_type=event.stream_type,
         stream_id=stream_id,
         stream_version=version,
-        type=type(event).__name__,
-        data=json.loads(json.dumps(dataclasses.asdict(event))),
-        recorded_at=START,
+        event=decode_row(row.type, row.schema_version, json.loads(json.dumps(row.data))),
+        recorded_at=recorded_at,
     )
 
 

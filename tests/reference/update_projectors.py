@@ -2,11 +2,13 @@
 event (`$set`, `$inc`, `$max`, update pipelines, upserts), kept as the oracle the folds
 are checked against (tests/unit/test_fold_equivalence.py). Same behaviour as
 workers/projectors at 5e02ba4; only `UpdateOne` became the plain `Update` below, which
-`evaluate` applies in memory and `as_pymongo` turns back into the driver's request.
+`evaluate` applies in memory and `as_pymongo` turns back into the driver's request, and
+they read the event's payload as the dict the log row held (`_data`), as they always did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,7 +26,7 @@ from reads.documents import (
     event_time,
     sales_day,
 )
-from workers.projection import StoredEvent
+from workers.projection import StoredEvent, UndecodableEvent, UnknownEvent
 from writes.events import (
     CustomerRegistered,
     OrderCancelled,
@@ -49,8 +51,14 @@ class Update:
         return UpdateOne({"_id": self.doc_id}, self.update, upsert=self.upsert)
 
 
+def _data(event: StoredEvent) -> dict[str, Any]:
+    if isinstance(event.event, UnknownEvent | UndecodableEvent):
+        return {}
+    return dataclasses.asdict(event.event)
+
+
 def orders(event: StoredEvent) -> list[Update]:
-    data = event.data
+    data = _data(event)
     if event.type == OrderPlaced.__name__:
         placed_at = event_time(data["placed_at"])
         customer = data["customer"]
@@ -85,7 +93,7 @@ _IN_STOCK = {"$set": {"in_stock": {"$gt": ["$stock", 0]}}}
 
 
 def products(event: StoredEvent) -> list[Update]:
-    data = event.data
+    data = _data(event)
     if event.type == ProductCreated.__name__:
         document = {
             "sku": data["sku"], "name": data["name"], "description": data["description"],
@@ -127,7 +135,7 @@ def _stock(
 
 
 def customers(event: StoredEvent) -> list[Update]:
-    data = event.data
+    data = _data(event)
     if event.type == CustomerRegistered.__name__:
         document = {"email": data["email"], "name": data["name"], "role": data["role"],
                     "order_count": 0, "lifetime_value_cents": 0, "position": event.position}  # fmt: skip
@@ -146,7 +154,7 @@ def _count(event: StoredEvent, customer_id: str, orders: int, cents: int) -> Upd
 
 
 def sales(event: StoredEvent) -> list[Update]:
-    data = event.data
+    data = _data(event)
     placed = event.type == OrderPlaced.__name__
     if not placed and event.type != OrderCancelled.__name__:
         return []

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from reads.projection_state import Attempt
+from workers.log_reader import decode_row
 from workers.policy import LIVE, REPLAY, BatchPlan, Policy, backoff, plan_batch, touched
-from workers.projection import DocKey, Document, Documents, StoredEvent
+from workers.projection import DocKey, Document, Documents, StoredEvent, UndecodableEvent
+from writes.events import OrderShipped
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -56,7 +58,7 @@ def ids(decided: BatchPlan) -> list[str]:
 
 def events(*streams: str, start: int = 1) -> list[StoredEvent]:
     return [
-        StoredEvent(start + i, "order", stream, 1, "OrderPlaced", {}, NOW)
+        StoredEvent(start + i, "order", stream, 1, OrderShipped(stream, "c", NOW.isoformat()), NOW)
         for i, stream in enumerate(streams)
     ]
 
@@ -155,3 +157,30 @@ def test_an_event_whose_documents_cannot_be_named_fails_like_a_fold() -> None:
 
 def test_the_loader_skips_parked_streams() -> None:
     assert touched(Fragile(set()), events("a", "p"), {"p"}).keys == {("things", "a")}
+
+
+def undecodable(stream: str, position: int) -> StoredEvent:
+    """An OrderShipped row without its `shipped_at`, as the log reader hands it on."""
+    row = decode_row("OrderShipped", 1, {"order_id": stream, "customer_id": "c"})
+    assert isinstance(row, UndecodableEvent)
+    return StoredEvent(position, "order", stream, 2, row, NOW)
+
+
+def test_a_row_that_does_not_decode_is_retried_then_parked_like_a_failing_fold() -> None:
+    batch = [*events("a"), undecodable("b", 2), *events("c", start=3)]
+
+    first, documents = plan(Fragile(set()), 0, batch, 0, set(), None)
+    assert (first.position, ids(first)) == (1, ["a"])
+    assert first.attempt is not None
+    assert first.attempt.position == 2
+    assert "OrderShipped at 2: EventDecodeError: OrderShipped v1:" in (first.error or "")
+    assert "shipped_at" in (first.error or "")
+
+    last = Attempt(position=2, count=LIVE.max_attempts - 1, error="x", next_at=NOW)
+    parked, documents = plan(Fragile(set()), 0, batch, 0, set(), last)
+    assert [(d["position"], d["type"]) for d in parked.dead_letters] == [(2, "OrderShipped")]
+    assert (parked.position, ids(parked), parked.attempt) == (3, ["a", "c"], None)
+    assert ("things", "b") not in documents
+    # The loader leaves it out, as it does an event whose documents cannot be named.
+    found = touched(Fragile(set()), batch, set())
+    assert (found.keys, list(found.failed)) == ({("things", "a"), ("things", "c")}, [2])

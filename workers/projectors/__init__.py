@@ -1,7 +1,8 @@
 """The projectors, one module each, by projection name.
 
 Projectors are pure: they read only the event payload and import only
-`writes.events` (for event names) and `reads.documents` (for document shapes).
+`writes.events` (the event classes they match on) and `reads.documents` (the document
+types they build).
 """
 
 from __future__ import annotations

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
-from reads.documents import ORDERS, event_time
+from reads.documents import ORDERS, OrderDocument, event_time
 from workers.projection import DocKey, Document, Documents, StoredEvent
 from writes.events import OrderCancelled, OrderPlaced, OrderShipped
-
-_MOVES = {OrderCancelled.__name__: ("CANCELLED", "cancelled_at"),
-          OrderShipped.__name__: ("SHIPPED", "shipped_at")}  # fmt: skip
 
 
 class OrdersProjector:
@@ -19,57 +16,65 @@ class OrdersProjector:
     collections: tuple[str, ...] = (ORDERS,)
 
     def touches(self, event: StoredEvent) -> tuple[DocKey, ...]:
-        if event.type == OrderPlaced.__name__ or event.type in _MOVES:
-            return ((ORDERS, event.data["order_id"]),)
+        match event.event:
+            case OrderPlaced() | OrderCancelled() | OrderShipped() as order:
+                return ((ORDERS, order.order_id),)
         return ()
 
     def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:
-        if event.type == OrderPlaced.__name__:
-            key = (ORDERS, event.data["order_id"])
-            return {key: {**documents.get(key, {}), **_placed(event)}}
-        if moved := _MOVES.get(event.type):
-            key = (ORDERS, event.data["order_id"])
-            order = documents.get(key)
-            if order is None:  # moves update an existing summary only
-                return {}
-            status, at = moved
-            change = {
-                "status": status,
-                "updated_at": event_time(event.data[at]),
-                "version": event.stream_version,
-                "position": event.position,
-            }
-            return {key: {**order, **change}}
+        match event.event:
+            case OrderPlaced() as placed:
+                key = (ORDERS, placed.order_id)
+                return {key: {**documents.get(key, {}), **_placed(event, placed)}}
+            case OrderCancelled(order_id=order_id, cancelled_at=at):
+                return _moved(event, documents, order_id, "CANCELLED", at)
+            case OrderShipped(order_id=order_id, shipped_at=at):
+                return _moved(event, documents, order_id, "SHIPPED", at)
         return {}
 
 
-def _placed(event: StoredEvent) -> Document:
-    data = event.data
-    placed_at = event_time(data["placed_at"])
-    customer = data["customer"]
-    document: dict[str, Any] = {
-        "_id": data["order_id"],
-        "customer": {"id": customer["id"], "name": customer["name"], "email": customer["email"]},
+def _placed(event: StoredEvent, placed: OrderPlaced) -> OrderDocument:
+    placed_at = event_time(placed.placed_at)
+    customer = placed.customer
+    return {
+        "_id": placed.order_id,
+        "customer": {"id": customer.id, "name": customer.name, "email": customer.email},
         "status": "PLACED",
         "lines": [
             {
-                "product_id": line["product_id"],
-                "sku": line["sku"],
-                "name": line["name"],
-                "unit_price_cents": line["unit_price_cents"],
-                "quantity": line["quantity"],
-                "line_total_cents": line["line_total_cents"],
+                "product_id": line.product_id,
+                "sku": line.sku,
+                "name": line.name,
+                "unit_price_cents": line.unit_price_cents,
+                "quantity": line.quantity,
+                "line_total_cents": line.line_total_cents,
             }
-            for line in data["lines"]
+            for line in placed.lines
         ],
-        "item_count": data["item_count"],
-        "total_cents": data["total_cents"],
+        "item_count": placed.item_count,
+        "total_cents": placed.total_cents,
         "placed_at": placed_at,
         "updated_at": placed_at,
         "version": event.stream_version,
         "position": event.position,
     }
-    return document
+
+
+def _moved(
+    event: StoredEvent, documents: Documents, order_id: str, status: str, at: str
+) -> dict[DocKey, Document]:
+    key = (ORDERS, order_id)
+    if (found := documents.get(key)) is None:  # moves update an existing summary only
+        return {}
+    order = cast("OrderDocument", found)
+    moved: OrderDocument = {
+        **order,
+        "status": status,
+        "updated_at": event_time(at),
+        "version": event.stream_version,
+        "position": event.position,
+    }
+    return {key: moved}
 
 
 PROJECTOR = OrdersProjector()

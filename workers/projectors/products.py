@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import cast
 
-from reads.documents import PRODUCTS, event_time
+from reads.documents import PRODUCTS, ProductDocument, event_time
 from workers.projection import DocKey, Document, Documents, StoredEvent
 from writes.events import (
     OrderCancelled,
+    OrderLineData,
     OrderPlaced,
     ProductCreated,
     ProductPriceChanged,
     ProductRestocked,
+    RestockedLine,
 )
-
-_CATALOG = (ProductCreated.__name__, ProductPriceChanged.__name__, ProductRestocked.__name__)
-_ORDERS = (OrderPlaced.__name__, OrderCancelled.__name__)
 
 
 class ProductsProjector:
@@ -31,92 +31,103 @@ class ProductsProjector:
     collections: tuple[str, ...] = (PRODUCTS,)
 
     def touches(self, event: StoredEvent) -> tuple[DocKey, ...]:
-        if event.type in _CATALOG:
-            return ((PRODUCTS, event.data["product_id"]),)
-        if event.type in _ORDERS:
-            return tuple([(PRODUCTS, line["product_id"]) for line in event.data["lines"]])
+        match event.event:
+            case ProductCreated() | ProductPriceChanged() | ProductRestocked() as catalog:
+                return ((PRODUCTS, catalog.product_id),)
+            case OrderPlaced() | OrderCancelled() as order:
+                return tuple([(PRODUCTS, line.product_id) for line in order.lines])
         return ()
 
     def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:
-        data = event.data
-        if event.type == ProductCreated.__name__:
-            key = (PRODUCTS, data["product_id"])
-            return {key: {**documents.get(key, {}), **_created(event)}}
-        if event.type == ProductPriceChanged.__name__:
-            change = {
-                "price_cents": data["price_cents"],
-                "version": event.stream_version,
-                "updated_at": event_time(data["changed_at"]),
-                "position": event.position,
-            }
-            return _changed(documents, data["product_id"], change)
-        changes: dict[DocKey, Document] = {}
-        if event.type == ProductRestocked.__name__:
-            extra = {"version": event.stream_version}
-            at = event_time(data["restocked_at"])
-            _stock(changes, documents, event, data["product_id"], data["quantity"], 0, at, extra)
-        elif event.type in _ORDERS:
-            placed = event.type == OrderPlaced.__name__
-            at = event_time(data["placed_at"] if placed else data["cancelled_at"])
-            sign = -1 if placed else 1
-            for line in data["lines"]:
-                quantity = line["quantity"]
-                _stock(changes, documents, event, line["product_id"], sign * quantity,
-                       -sign * quantity, at)  # fmt: skip
-        return changes
+        match event.event:
+            case ProductCreated() as created:
+                key = (PRODUCTS, created.product_id)
+                return {key: {**documents.get(key, {}), **_created(event, created)}}
+            case ProductPriceChanged() as changed:
+                key = (PRODUCTS, changed.product_id)
+                if (product := _product(documents, key)) is None:
+                    return {}
+                priced: ProductDocument = {
+                    **product,
+                    "price_cents": changed.price_cents,
+                    "version": event.stream_version,
+                    "updated_at": event_time(changed.changed_at),
+                    "position": event.position,
+                }
+                return {key: priced}
+            case ProductRestocked() as restocked:
+                at = event_time(restocked.restocked_at)
+                moves = [(restocked.product_id, restocked.quantity, 0)]
+                return _stock(documents, event, moves, at, version=event.stream_version)
+            case OrderPlaced() as placed:
+                at = event_time(placed.placed_at)
+                return _stock(documents, event, _sold(placed.lines, -1), at)
+            case OrderCancelled() as cancelled:
+                at = event_time(cancelled.cancelled_at)
+                return _stock(documents, event, _sold(cancelled.lines, 1), at)
+        return {}
 
 
-def _created(event: StoredEvent) -> Document:
-    data = event.data
+def _created(event: StoredEvent, created: ProductCreated) -> ProductDocument:
     return {
-        "_id": data["product_id"],
-        "sku": data["sku"],
-        "name": data["name"],
-        "description": data["description"],
-        "price_cents": data["price_cents"],
-        "stock": data["stock"],
-        "in_stock": data["stock"] > 0,
+        "_id": created.product_id,
+        "sku": created.sku,
+        "name": created.name,
+        "description": created.description,
+        "price_cents": created.price_cents,
+        "stock": created.stock,
+        "in_stock": created.stock > 0,
         "units_sold": 0,
         "version": event.stream_version,
-        "updated_at": event_time(data["created_at"]),
+        "updated_at": event_time(created.created_at),
         "position": event.position,
     }
 
 
-def _changed(documents: Documents, product_id: str, change: Document) -> dict[DocKey, Document]:
-    key = (PRODUCTS, product_id)
-    product = documents.get(key)
-    return {} if product is None else {key: {**product, **change}}
+def _product(documents: Documents, key: DocKey) -> ProductDocument | None:
+    return cast("ProductDocument | None", documents.get(key))
+
+
+def _sold(lines: Iterable[OrderLineData | RestockedLine], sign: int) -> list[tuple[str, int, int]]:
+    """(product, stock change, units sold change) of each line: `sign` is the stock's."""
+    return [(line.product_id, sign * line.quantity, -sign * line.quantity) for line in lines]
 
 
 def _stock(
-    changes: dict[DocKey, Document],
     documents: Documents,
     event: StoredEvent,
-    product_id: str,
-    stock_delta: int,
-    sold_delta: int,
+    moves: list[tuple[str, int, int]],
     at: datetime,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Move a product's stock and units sold, `in_stock` following the stock.
+    version: int | None = None,
+) -> dict[DocKey, Document]:
+    """Move products' stock and units sold, `in_stock` following the stock.
 
-    Into `changes`, on top of what the same event changed already (an order may name a
-    product on two lines)."""
-    key = (PRODUCTS, product_id)
-    product = changes.get(key) or documents.get(key)
-    if product is None:
-        return
-    stock = product["stock"] + stock_delta
-    changes[key] = {
-        **product,
-        "stock": stock,
-        "units_sold": product["units_sold"] + sold_delta,
-        "in_stock": stock > 0,
-        "updated_at": at,
-        "position": event.position,
-        **(extra or {}),
-    }
+    Each move lands on top of what the same event moved already (an order may name a
+    product on two lines); `version` is set when the move is a catalog change."""
+    changes: dict[DocKey, ProductDocument] = {}
+    for product_id, stock_delta, sold_delta in moves:
+        key = (PRODUCTS, product_id)
+        product = changes.get(key) or _product(documents, key)
+        if product is None:
+            continue
+        stock = product["stock"] + stock_delta
+        moved: ProductDocument = {
+            **product,
+            "stock": stock,
+            "units_sold": product["units_sold"] + sold_delta,
+            "in_stock": stock > 0,
+            "updated_at": at,
+            "position": event.position,
+        }
+        if product.get("position", 0) > event.position:
+            # A parked order replayed after later ones (`shop projections retry`): its
+            # units count, but the product was last changed by the later event, as the
+            # write store's row says.
+            moved["updated_at"], moved["position"] = product["updated_at"], product["position"]
+        if version is not None:
+            moved["version"] = version
+        changes[key] = moved
+    return dict(changes)
 
 
 PROJECTOR = ProductsProjector()

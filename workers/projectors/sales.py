@@ -7,12 +7,16 @@ in the day bucket of the day the order was placed (which keeps its zeros).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from reads.documents import (
     SALES_DAILY,
     SALES_PRODUCTS,
     SALES_TOTALS,
     SALES_TOTALS_ID,
+    DailySalesDocument,
+    ProductSalesDocument,
+    SalesTotalsDocument,
     event_time,
     sales_day,
 )
@@ -29,56 +33,105 @@ class SalesProjector:
     collections: tuple[str, ...] = (SALES_TOTALS, SALES_DAILY, SALES_PRODUCTS)
 
     def touches(self, event: StoredEvent) -> tuple[DocKey, ...]:
-        if event.type not in (OrderPlaced.__name__, OrderCancelled.__name__):
-            return ()
-        data = event.data
-        day = (SALES_DAILY, sales_day(event_time(data["placed_at"])))
-        return (_TOTALS, day, *[(SALES_PRODUCTS, line["product_id"]) for line in data["lines"]])
+        match event.event:
+            case OrderPlaced() | OrderCancelled() as order:
+                day = (SALES_DAILY, sales_day(event_time(order.placed_at)))
+                return (_TOTALS, day, *[(SALES_PRODUCTS, line.product_id) for line in order.lines])
+        return ()
 
     def fold(self, event: StoredEvent, documents: Documents) -> dict[DocKey, Document]:
-        data = event.data
-        placed = event.type == OrderPlaced.__name__
-        if not placed and event.type != OrderCancelled.__name__:
-            return {}
-        sign = 1 if placed else -1
-        at = event_time(data["placed_at"] if placed else data["cancelled_at"])
-        total = sign * data["total_cents"]
-        changes = {
-            _TOTALS: _totals(documents.get(_TOTALS), event, total, sign, at),
-            **_daily(documents, event, data["placed_at"], total, sign),
+        match event.event:
+            case OrderPlaced() as placed:
+                at = event_time(placed.placed_at)
+                changes = _order(documents, event, placed.placed_at, 1, placed.total_cents, at)
+                _sell(changes, documents, event, placed)
+                return changes
+            case OrderCancelled() as cancelled:
+                at = event_time(cancelled.cancelled_at)
+                total = cancelled.total_cents
+                changes = _order(documents, event, cancelled.placed_at, -1, total, at)
+                _take_back(changes, documents, event, cancelled)
+                return changes
+        return {}
+
+
+def _sell(
+    changes: dict[DocKey, Document], documents: Documents, event: StoredEvent, placed: OrderPlaced
+) -> None:
+    """Each line's units and revenue added to its product's sales, into `changes`."""
+    for line in placed.lines:
+        key = (SALES_PRODUCTS, line.product_id)
+        before = _sold(changes, documents, key) or {
+            "_id": line.product_id, "product_id": line.product_id, "name": line.name,
+            "units_sold": 0, "revenue_cents": 0,
+        }  # fmt: skip
+        sold: ProductSalesDocument = {
+            **before,
+            "units_sold": before["units_sold"] + line.quantity,
+            "revenue_cents": before["revenue_cents"] + line.line_total_cents,
+            "position": event.position,
+            # The name as of the latest order of the product.
+            "product_id": line.product_id,
+            "name": line.name,
         }
-        for line in data["lines"]:
-            key = (SALES_PRODUCTS, line["product_id"])
-            sold = changes.get(key) or documents.get(key)
-            if sold is None and not placed:  # a cancellation only reverses what exists
-                continue
-            before = sold or {"_id": line["product_id"]}
-            changes[key] = {
+        changes[key] = sold
+
+
+def _take_back(
+    changes: dict[DocKey, Document],
+    documents: Documents,
+    event: StoredEvent,
+    cancelled: OrderCancelled,
+) -> None:
+    """Each line taken off its product's sales, which keep their name; a product never
+    counted stays absent (a cancellation only reverses what exists)."""
+    for line in cancelled.lines:
+        key = (SALES_PRODUCTS, line.product_id)
+        if (before := _sold(changes, documents, key)) is not None:
+            sold: ProductSalesDocument = {
                 **before,
-                "units_sold": before.get("units_sold", 0) + sign * line["quantity"],
-                "revenue_cents": before.get("revenue_cents", 0) + sign * line["line_total_cents"],
+                "units_sold": before["units_sold"] - line.quantity,
+                "revenue_cents": before["revenue_cents"] - line.line_total_cents,
                 "position": event.position,
-                # The name as of the latest order of the product.
-                **({"product_id": line["product_id"], "name": line["name"]} if placed else {}),
             }
-        return changes
+            changes[key] = sold
+
+
+def _order(
+    documents: Documents, event: StoredEvent, placed_at: str, sign: int, total: int, at: datetime
+) -> dict[DocKey, Document]:
+    """The totals and the placing day's bucket, an order added (`sign` 1) or taken off (-1)."""
+    return {
+        _TOTALS: _totals(documents, event, sign * total, sign, at),
+        **_daily(documents, event, placed_at, sign * total, sign),
+    }
+
+
+def _sold(
+    changes: dict[DocKey, Document], documents: Documents, key: DocKey
+) -> ProductSalesDocument | None:
+    """A product's sales as this event left them so far (two lines may name it)."""
+    return cast("ProductSalesDocument | None", changes.get(key) or documents.get(key))
 
 
 def _totals(
-    totals: Document | None, event: StoredEvent, revenue: int, orders: int, at: datetime
-) -> Document:
-    before = totals or {"_id": SALES_TOTALS_ID}
-    latest = before.get("updated_at")
+    documents: Documents, event: StoredEvent, revenue: int, orders: int, at: datetime
+) -> SalesTotalsDocument:
+    totals = cast("SalesTotalsDocument | None", documents.get(_TOTALS))
+    if totals is None:
+        totals = {"_id": SALES_TOTALS_ID, "revenue_cents": 0, "order_count": 0,
+                  "cancelled_count": 0, "updated_at": at}  # fmt: skip
+    latest = totals["updated_at"]
     return {
-        **before,
-        "revenue_cents": before.get("revenue_cents", 0) + revenue,
-        "order_count": before.get("order_count", 0) + orders,
-        "cancelled_count": before.get("cancelled_count", 0) + (1 if orders < 0 else 0),
+        **totals,
+        "revenue_cents": totals["revenue_cents"] + revenue,
+        "order_count": totals["order_count"] + orders,
+        "cancelled_count": totals["cancelled_count"] + (1 if orders < 0 else 0),
         # The latest moment, not the last event's: concurrent commands take their
         # timestamps before they queue for the event log, so the last event is not always
         # the latest moment, and the write store can only answer "the latest moment"
         # (see reads.fallback).
-        "updated_at": at if latest is None or at > latest else latest,
+        "updated_at": at if at > latest else latest,
         "position": event.position,
     }
 
@@ -88,16 +141,17 @@ def _daily(
 ) -> dict[DocKey, Document]:
     day = sales_day(event_time(placed_at))
     key = (SALES_DAILY, day)
-    before = documents.get(key) or {"_id": day}
-    return {
-        key: {
-            **before,
-            "revenue_cents": before.get("revenue_cents", 0) + revenue,
-            "order_count": before.get("order_count", 0) + orders,
-            "date": day,
-            "position": event.position,
-        }
+    before = cast("DailySalesDocument | None", documents.get(key))
+    if before is None:
+        before = {"_id": day, "date": day, "revenue_cents": 0, "order_count": 0}
+    daily: DailySalesDocument = {
+        **before,
+        "revenue_cents": before["revenue_cents"] + revenue,
+        "order_count": before["order_count"] + orders,
+        "date": day,
+        "position": event.position,
     }
+    return {key: daily}
 
 
 PROJECTOR = SalesProjector()
