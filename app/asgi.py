@@ -119,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
         max_frame_bytes=settings.max_body_bytes,
         max_connections_per_address=settings.ws_max_connections_per_address,
         http_rules=http_rules(settings),
+        compiled=schema.compiled_operations() if settings.compiled_operations else None,
     )
 
     streams = EventStreams(graphql, keep_alive_s=settings.sse_keep_alive_seconds)

@@ -12,7 +12,7 @@ order history fall back to the write store; other reads raise ReadModelUnavailab
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -96,11 +96,15 @@ class ReadQueries:
         return await self._read(("orders", "products", "customers"), at, projected, written)
 
     async def order(
-        self, order_id: str, at: int | None
+        self, order_id: str, at: int | None, fields: Sequence[str] | None = None
     ) -> tuple[OrderDocument | None, Served | None]:
+        """The order's document; from the projection, only `fields` of it when given (a
+        compiled plan's projection: schema/compiled/); from the write store, whole."""
+
         async def projected() -> OrderDocument | None:
             collection = await self._collection("orders")
-            return cast("OrderDocument | None", await orders.order_by_id(collection, order_id))
+            document = await orders.order_by_id(collection, order_id, fields)
+            return cast("OrderDocument | None", document)
 
         async def written(session: AsyncSession) -> OrderDocument | None:
             return await fallback.order_document(session, order_id)
@@ -157,13 +161,14 @@ class ReadQueries:
         return await self._read(("orders",), at, projected, written)
 
     async def product(
-        self, product_id: str, at: int | None
+        self, product_id: str, at: int | None, fields: Sequence[str] | None = None
     ) -> tuple[ProductDocument | None, Served | None]:
+        """The product's document (only `fields` of it from the projection, as `order`)."""
+
         async def projected() -> ProductDocument | None:
             collection = await self._collection("products")
-            return cast(
-                "ProductDocument | None", await products.product_by_id(collection, product_id)
-            )
+            document = await products.product_by_id(collection, product_id, fields)
+            return cast("ProductDocument | None", document)
 
         async def written(session: AsyncSession) -> ProductDocument | None:
             return await fallback.product_document(session, product_id)
