@@ -224,8 +224,8 @@ def b1_row(api: list[Measured], raw: list[Measured], engine: list[Measured], siz
     return Row(
         id="B1",
         what=f"`order(id)` over HTTP, GraphQL, one API process, {CONNECTIONS} connections",
-        baseline="PostGraphile 4.14 over the write store (joins, one SQL statement); "
-        "plain Starlette route, same `find_one`, orjson",
+        baseline="PostGraphile 4.14 over the write store (joins, one SQL statement), and "
+        "the plain Starlette route (same `find_one`, orjson)",
         target="throughput >= 1.0x PostGraphile and >= 0.8x raw; p99 <= PostGraphile's; no errors",
         figure=_headline(api),
         baseline_figure=f"PostGraphile {_headline(engine)}; raw {_headline(raw)}",
@@ -260,8 +260,9 @@ def b1_row(api: list[Measured], raw: list[Measured], engine: list[Measured], siz
             "raw route returns the same document from the same physical collection "
             "(resolved through `projection_state`, as the API does). PostGraphile 4.14 "
             "(bench/postgraphile, `npm ci` from its lock file) serves the bench's own "
-            "PostgreSQL database with `--simple-collections only`, no query log, "
-            "NODE_ENV=production and its default pool of 10; it reads the same orders, "
+            "PostgreSQL database with its CLI docs' production flags (no query log, no "
+            "GraphiQL), `--simple-collections only`, NODE_ENV=production and its default "
+            "pool of 10; it reads the same orders, "
             "in the same sequence, as `orderById { ... customerByCustomerId { id name } "
             "orderLinesByOrderIdList { ... } }` in one SQL statement, anonymously (it "
             "checks no token and no ownership, as out of the box). Before measuring, "
