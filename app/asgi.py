@@ -28,6 +28,7 @@ from app.settings import Settings
 from app.sse import EventStreams
 from app.throttles import RedisThrottle
 from reads.hub import ProjectionHub
+from reads.near_cache import NEAR_CACHED_PROJECTIONS, NearCache
 from reads.products import SearchLimits
 from reads.queries import ReadQueries
 from reads.read_model import ReadModel, ReadModelUnavailable
@@ -136,6 +137,17 @@ def create_app(settings: Settings) -> Starlette:
         )
         sessions = session_factory(engine)
         read_model = ReadModel(clients.db)
+        near_cache = (
+            NearCache(
+                redis,
+                projections_channel(settings.redis_prefix),
+                NEAR_CACHED_PROJECTIONS,
+                read_model.positions,
+                settings.near_cache_documents,
+            )
+            if settings.near_cache_documents > 0
+            else None
+        )
         try:
             await read_model.ensure_indexes()
         except ReadModelUnavailable as exc:  # serving writes (and fallbacks) must not wait on it
@@ -159,6 +171,7 @@ def create_app(settings: Settings) -> Starlette:
                     sessions,
                     settings.consistency_wait_ms / 1000,
                     SearchLimits(settings.max_search_characters, settings.max_search_words),
+                    near_cache,
                 ),
                 persisted=PersistedQueries(
                     settings.persisted_queries,
@@ -179,9 +192,13 @@ def create_app(settings: Settings) -> Starlette:
                     sign_up_window_seconds=settings.signup_window_seconds,
                 ),
             )
+            if near_cache is not None:
+                near_cache.start()
             settle_garbage_collector()
             yield
         finally:
+            if near_cache is not None:
+                await near_cache.stop()
             await hub.close()
             await clients.close()
 

@@ -24,8 +24,9 @@ from reads.consistency import LogHead, wait_for_position
 from reads.documents import CustomerDocument, OrderDocument, ProductDocument
 from reads.feed import ChangeFeed
 from reads.hub import ProjectionHub
+from reads.near_cache import NearCache
 from reads.nodes import FoundNode, find_node, written_node
-from reads.paging import Page
+from reads.paging import Page, canonical_id
 from reads.products import SearchLimits, check_search
 from reads.projection_state import ProjectionStatus
 from reads.read_model import ReadModel, ReadModelUnavailable, unavailable_on_outage
@@ -52,8 +53,10 @@ class ReadQueries:
         sessions: async_sessionmaker[AsyncSession],
         wait_s: float,
         search_limits: SearchLimits,
+        near_cache: NearCache | None = None,
     ) -> None:
         self.read_model = read_model
+        self.near_cache = near_cache
         self.hub = hub
         self.feed = ChangeFeed(hub, read_model)
         self._sessions = sessions
@@ -101,9 +104,13 @@ class ReadQueries:
         """The order's document; from the projection, only `fields` of it when given (a
         compiled plan's projection: schema/compiled/); from the write store, whole."""
 
+        hit = await self._cached("orders", order_id, at)
+        if hit is not None:
+            return cast("OrderDocument", hit[0]), hit[1]
+
         async def projected() -> OrderDocument | None:
             collection = await self._collection("orders")
-            document = await orders.order_by_id(collection, order_id, fields)
+            document = await self._find(collection, order_id, fields, orders.order_by_id)
             return cast("OrderDocument | None", document)
 
         async def written(session: AsyncSession) -> OrderDocument | None:
@@ -165,9 +172,13 @@ class ReadQueries:
     ) -> tuple[ProductDocument | None, Served | None]:
         """The product's document (only `fields` of it from the projection, as `order`)."""
 
+        hit = await self._cached("products", product_id, at)
+        if hit is not None:
+            return cast("ProductDocument", hit[0]), hit[1]
+
         async def projected() -> ProductDocument | None:
             collection = await self._collection("products")
-            document = await products.product_by_id(collection, product_id, fields)
+            document = await self._find(collection, product_id, fields, products.product_by_id)
             return cast("ProductDocument | None", document)
 
         async def written(session: AsyncSession) -> ProductDocument | None:
@@ -300,6 +311,42 @@ class ReadQueries:
 
     async def _collection(self, projection: str) -> Any:
         return await self.read_model.collection(projection, projection)
+
+    async def _cached(
+        self, projection: str, doc_id: str, at: int | None
+    ) -> tuple[Document, Served | None] | None:
+        """The near cache's copy of a document, when it may answer this read."""
+        cache = self.near_cache
+        canonical = canonical_id(doc_id)
+        if cache is None or not cache.ready or canonical is None:
+            return None
+        try:
+            with unavailable_on_outage():
+                collection = await self._collection(projection)
+        except ReadModelUnavailable:
+            return None  # the standard read falls back
+        document = cache.get(projection, collection.name, canonical, at)
+        covered = cache.covered(projection)
+        if document is None or covered is None:
+            return None
+        return dict(document), None if at is None else Served("projection", covered)
+
+    async def _find(
+        self,
+        collection: Any,
+        doc_id: str,
+        fields: Sequence[str] | None,
+        find: Callable[[Any, str, Sequence[str] | None], Awaitable[Document | None]],
+    ) -> Document | None:
+        """One document by id; whole, and kept in the near cache, when there is one."""
+        cache = self.near_cache
+        if cache is None:
+            return await find(collection, doc_id, fields)
+        ticket = cache.ticket()
+        document = await find(collection, doc_id, None)
+        if document is not None:
+            cache.put(ticket, collection.name, document["_id"], document)
+        return document
 
     async def _read(
         self,
