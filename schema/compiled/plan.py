@@ -75,6 +75,7 @@ class RootPlan:
     node: FieldNode
     definition: GraphQLField
     result: ObjectPlan | None  # None: `__typename`
+    non_null: bool = False  # a null answer would be an error: the standard path gives it
 
     def projection(self, required: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The MongoDB projection for this field's document: what the plan reads and what
@@ -135,13 +136,16 @@ class CompiledOperation:
             definition = query_type.fields.get(name)
             if name not in self.root_fields or definition is None:
                 return None
-            result_type = definition.type
-            if not isinstance(result_type, GraphQLObjectType):  # nullable object roots only
+            non_null = isinstance(definition.type, GraphQLNonNull)
+            result_type = definition.type.of_type if non_null else definition.type
+            if not isinstance(result_type, GraphQLObjectType):
                 return None
             result = self._object(result_type, details, variables)
             if result is None:
                 return None
-            roots.append(RootPlan(response_key, name, details[0].node, definition, result))
+            roots.append(
+                RootPlan(response_key, name, details[0].node, definition, result, non_null)
+            )
         return Specialized(tuple(roots))
 
     def _object(
@@ -296,7 +300,7 @@ def _nested(key: str, emit: Emitter, non_null: bool) -> Emitter:
 
 
 def _listed(key: str, emit: Emitter, non_null: bool) -> Emitter:
-    def listed(document: Document, _owner: str, _place: int) -> Any:
+    def listed(document: Document, owner: str, _place: int) -> Any:
         items = document[key]
         if items is None:
             if non_null:
@@ -304,7 +308,9 @@ def _listed(key: str, emit: Emitter, non_null: bool) -> Emitter:
             return None
         if not isinstance(items, list):
             raise Abandon
-        owner = document["_id"]
+        # Items are placed in the nearest document with an id (an order's lines in the
+        # order; a page, which has none, passes its owner on).
+        owner = document.get("_id", owner)
         return [emit(item, owner, place) for place, item in enumerate(items, start=1)]
 
     return listed

@@ -45,6 +45,15 @@ DOCUMENT_KEYS: dict[str, dict[str, str]] = {
         "version": "version",
         "updatedAt": "updated_at",
     },
+    # Connections: run.py shapes a page as {"edges": [{"cursor", "node"}], "page_info"}.
+    "OrderConnection": {"edges": "edges", "pageInfo": "page_info"},
+    "OrderEdge": {"cursor": "cursor", "node": "node"},
+    "PageInfo": {
+        "hasNextPage": "has_next",
+        "endCursor": "end_cursor",
+        "hasPreviousPage": "has_previous",
+        "startCursor": "start_cursor",
+    },
 }
 
 # Fields derived from where the document sits rather than read from it: (the owning

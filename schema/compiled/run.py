@@ -18,6 +18,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from reads.documents import OrderDocument, ProductDocument
 from schema.compiled.plan import Abandon, CompiledOperation, RootPlan, Specialized
 from schema.context import Context
+from schema.queries import DEFAULT_PAGE
 from schema.reading import may_read_order
 
 Reader = Callable[
@@ -49,10 +50,43 @@ async def _product(
     return document
 
 
+async def _my_orders(
+    context: Context, arguments: Mapping[str, Any], fields: tuple[str, ...]
+) -> Mapping[str, Any]:
+    actor = context.actor()
+    if actor is None:
+        raise Abandon  # the resolver's UNAUTHENTICATED error
+    if arguments.get("last") is not None or arguments.get("before") is not None:
+        raise Abandon  # paging backward: the resolver's own rules on first and last
+    first = arguments.get("first")
+    status = arguments.get("status")
+    page, served = await context.queries.customer_orders(
+        str(actor.customer_id),
+        first=DEFAULT_PAGE if first is None else first,
+        after=arguments.get("after"),
+        status=None if status is None else status.value,
+        at=context.read_position(),
+    )
+    context.served_from.record(served)
+    return {
+        "edges": [
+            {"cursor": cursor, "node": node}
+            for node, cursor in zip(page.items, page.cursors, strict=True)
+        ],
+        "page_info": {
+            "has_next": page.has_next,
+            "end_cursor": page.end_cursor,
+            "has_previous": page.has_previous,
+            "start_cursor": page.start_cursor,
+        },
+    }
+
+
 # Root field -> its reader, and the document paths the reader itself needs.
 READERS: dict[str, tuple[Reader, tuple[str, ...]]] = {
     "order": (_order, ("customer.id",)),
     "product": (_product, ()),
+    "myOrders": (_my_orders, ()),
 }
 ROOT_FIELDS = frozenset(READERS)
 
@@ -78,7 +112,11 @@ async def _root(root: RootPlan, variables: VariableValues, context: Context) -> 
     reader, required = READERS[root.field_name]
     arguments = get_argument_values(root.definition, root.node, variables)
     document = await reader(context, arguments, root.projection(required))
-    return None if document is None else root.result.emit(document, "", 0)
+    if document is None:
+        if root.non_null:
+            raise Abandon
+        return None
+    return root.result.emit(document, "", 0)
 
 
 def budget_allows(

@@ -82,6 +82,7 @@ def _type_text(node: Any) -> str:
 ORDER_FIELDS = ["id", "status", "itemCount", "totalCents", "placedAt", "updatedAt", "version"]
 CUSTOMER_FIELDS = ["id", "name", "email"]
 LINE_FIELDS = ["id", "productId", "sku", "name", "unitPriceCents", "quantity", "lineTotalCents"]
+PAGE_INFO_FIELDS = ["hasNextPage", "endCursor", "hasPreviousPage", "startCursor"]
 PRODUCT_FIELDS = [
     *("id", "sku", "name", "description", "priceCents", "stock", "inStock", "unitsSold"),
     *("version", "updatedAt"),
@@ -143,7 +144,7 @@ class _Selections:
 
 
 def generated_operations(count: int, seed: int = 14) -> list[Operation]:
-    """`count` operations on the compiled root fields (order, product, __typename)."""
+    """`count` operations on the compiled root fields (order, product, myOrders, __typename)."""
     rng = random.Random(seed)
     operations: list[Operation] = []
     order_nested = {
@@ -164,6 +165,15 @@ def generated_operations(count: int, seed: int = 14) -> list[Operation]:
                 f"p: product(id: $pid) {{ {selections.fields('Product', PRODUCT_FIELDS, {})} }}"
             )
             variables["pid"] = "ID!"
+        if rng.random() < 0.3:
+            page = rng.choice(["", "(first: 1)", "(first: 5, status: PLACED)", "(first: 0)"])
+            info = rng.sample(PAGE_INFO_FIELDS, rng.randint(1, len(PAGE_INFO_FIELDS)))
+            node = selections.fields("Order", ORDER_FIELDS, order_nested)
+            extra = " totalCount" if rng.random() < 0.2 else ""
+            roots.append(
+                f"history: myOrders{page} {{ edges {{ cursor node {{ {node} }} }} "
+                f"pageInfo {{ {' '.join(info)} }}{extra} }}"
+            )
         if rng.random() < 0.2:
             roots.append("__typename")
         used = " ".join([*roots, *selections.fragments])
