@@ -27,8 +27,9 @@ from app.persisted.store import ApqStore
 from app.settings import Settings
 from app.sse import EventStreams
 from app.throttles import RedisThrottle
+from reads.fallback import PROJECTIONS
 from reads.hub import ProjectionHub
-from reads.near_cache import NEAR_CACHED_PROJECTIONS, NearCache
+from reads.near_cache import NearCache
 from reads.products import SearchLimits
 from reads.queries import ReadQueries
 from reads.read_model import ReadModel, ReadModelUnavailable
@@ -141,7 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             NearCache(
                 redis,
                 projections_channel(settings.redis_prefix),
-                NEAR_CACHED_PROJECTIONS,
+                PROJECTIONS,
                 read_model.positions,
                 settings.near_cache_documents,
             )

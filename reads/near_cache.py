@@ -10,8 +10,8 @@ failed, a worker killed between its commit and its publish): the cache empties. 
 a rebuild, and losing the subscription.
 
 A document enters only from a read that began while the cache was subscribed and during
-which no notification arrived (`ticket`): a read racing a batch cannot store what the
-batch just replaced. A read without a consistency token may be served from the cache (it
+which its projection announced no batch (`ticket`): a read racing a batch cannot store
+what the batch just replaced. A read without a consistency token may be served from the cache (it
 is as fresh as the last notification); one with a token only when `covered` reaches it.
 Entries are keyed by document id (UUIDs, unique across types) with the physical
 collection they came from, so a generation swap never serves the old generation's
@@ -37,10 +37,8 @@ READ_POLL_S = 1.0
 RECONNECT_S = 1.0
 Document = Mapping[str, Any]
 Positions = Callable[[tuple[str, ...]], Awaitable[dict[str, int]]]
-# The projections whose documents are read by id (order, product, node).
-NEAR_CACHED_PROJECTIONS = ("orders", "products")
-# A ticket that never matches: the cache is not ready to store anything.
-NO_TICKET = -1
+# (projection, emptyings so far, that projection's notifications so far) when a read began.
+Ticket = tuple[str, int, int]
 
 
 class NearCache:
@@ -59,7 +57,8 @@ class NearCache:
         self._max = max_documents
         self._entries: OrderedDict[str, tuple[str, Document]] = OrderedDict()
         self._covered: dict[str, int] = {}
-        self._version = 0  # bumped by every notification and every emptying
+        self._emptied = 0
+        self._announced: dict[str, int] = {}  # notifications so far, by projection
         self._ready = False
         self._task: asyncio.Task[None] | None = None
         self._failing = False
@@ -111,13 +110,17 @@ class NearCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def ticket(self) -> int:
-        """Taken before a read whose document may be stored (`put`)."""
-        return self._version if self._ready else NO_TICKET
+    def ticket(self, projection: str) -> Ticket | None:
+        """Taken before reading a document of `projection` that may be stored (`put`);
+        None while the cache is not ready."""
+        if not self._ready:
+            return None
+        return projection, self._emptied, self._announced.get(projection, 0)
 
-    def put(self, ticket: int, collection: str, doc_id: str, document: Document) -> None:
-        """Store a document read since `ticket`, unless a notification came in between."""
-        if ticket == NO_TICKET or ticket != self._version:
+    def put(self, ticket: Ticket | None, collection: str, doc_id: str, document: Document) -> None:
+        """Store a document read since `ticket`, unless its projection announced a batch
+        (or the cache emptied) in between: the read may have seen the state before it."""
+        if ticket is None or ticket != self.ticket(ticket[0]):
             return
         self._entries[doc_id] = (collection, document)
         self._entries.move_to_end(doc_id)
@@ -126,8 +129,8 @@ class NearCache:
 
     def apply(self, notification: Notification) -> None:
         """One batch's notification: forget what it changed, or everything after a gap."""
-        self._version += 1
         projection = notification.projection
+        self._announced[projection] = self._announced.get(projection, 0) + 1
         covered = self._covered.get(projection)
         gap = covered is not None and (notification.after is None or notification.after > covered)
         if notification.rebuilt or gap:
@@ -149,7 +152,7 @@ class NearCache:
         self._set_ready(True)
 
     def _empty(self) -> None:
-        self._version += 1
+        self._emptied += 1
         self._entries.clear()
 
     def _set_ready(self, ready: bool) -> None:

@@ -63,7 +63,7 @@ class ShopSchema(strawberry.Schema):
         """Plain HTTP's execution: a subscription is refused (schema.transports)."""
         allowed = without_subscriptions(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
         try:
-            return await super().execute(
+            result = await super().execute(
                 query,
                 variable_values,
                 context_value,
@@ -76,6 +76,11 @@ class ShopSchema(strawberry.Schema):
             if exc.operation_type is not OperationType.SUBSCRIPTION:
                 raise
             return subscription_refused()
+        if result.data is None and result.extensions and "consistency" in result.extensions:
+            # No data, nothing read to report on; and which reads had finished when a
+            # failing non-null field cancelled its siblings is a race (graphql-core).
+            result.extensions = {k: v for k, v in result.extensions.items() if k != "consistency"}
+        return result
 
 
 def _hooks_fields(factory: Callable[[], SchemaExtension]) -> bool:

