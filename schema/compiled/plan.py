@@ -19,7 +19,6 @@ from enum import Enum
 from typing import Any
 
 from graphql import (
-    BooleanValueNode,
     DirectiveNode,
     DocumentNode,
     FieldNode,
@@ -229,8 +228,6 @@ def condition_variables(document: DocumentNode) -> tuple[str, ...]:
                 for argument in node.arguments or ():
                     if isinstance(argument.value, VariableNode):
                         found.add(argument.value.name.value)
-                    elif not isinstance(argument.value, BooleanValueNode):
-                        found.add("")  # validation refuses it; never reached
 
     visit(document, _Conditions())
     return tuple(sorted(found))

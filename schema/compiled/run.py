@@ -16,7 +16,7 @@ from typing import Any
 from graphql.execution.values import VariableValues, get_argument_values
 
 from reads.documents import OrderDocument, ProductDocument
-from schema.compiled.plan import Abandon, CompiledOperation, RootPlan, Specialized
+from schema.compiled.plan import Abandon, RootPlan, Specialized
 from schema.context import Context
 from schema.queries import DEFAULT_PAGE
 from schema.reading import may_read_order
@@ -117,12 +117,3 @@ async def _root(root: RootPlan, variables: VariableValues, context: Context) -> 
             raise Abandon
         return None
     return root.result.emit(document, "", 0)
-
-
-def budget_allows(
-    operation: CompiledOperation, context: Context, budget_for: Callable[[str | None], int]
-) -> bool:
-    """Whether the caller's role may spend the operation's cost (DocumentLimits' check)."""
-    actor = context.actor()
-    role = None if actor is None else str(actor.role)
-    return operation.cost <= budget_for(role)
