@@ -91,7 +91,7 @@ class UnitOfWork:
     def record(self, event: DomainEvent, stream_id: uuid.UUID, stream_version: int) -> None:
         """Queue an event for the commit; `stream_version` is the aggregate's new version."""
         actor = self.meta.actor
-        encoded = EVENTS.encode(event)
+        encoded = EVENTS.encode_json(event)
         metadata: dict[str, Any] = {
             "correlation_id": self.meta.correlation_id,
             "causation_id": self.meta.causation_id,
@@ -110,7 +110,7 @@ class UnitOfWork:
                 stream_id,
                 stream_version,
                 encoded.type,
-                orjson.dumps(encoded.data).decode(),
+                encoded.data,
                 orjson.dumps(metadata).decode(),
             )
         )
