@@ -1,21 +1,29 @@
 """The unit of work's driver connection (decision 0077): what a handler sends on it commits
 and rolls back with the session, and a pooled connection the server closed is replaced at
-checkout although no pre-ping runs."""
+checkout although no pre-ping runs.
+
+The rows and events written here are not the shop's (a customer without its event, events
+of no product), so they go to a database of this module's own, not the run's shared one
+that the worker tests project and verify.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
+import pytest_asyncio
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bootstrap import build_engine
 from app.settings import Settings
+from tests.conftest import own_stores
 from tests.support import unique
 from writes.clock import now_ms
 from writes.db import session_factory
@@ -31,6 +39,19 @@ _INSERT_CUSTOMER = (
 
 class Refused(Exception):
     pass
+
+
+@pytest.fixture(scope="module")
+def own_settings(services: Settings) -> Iterator[Settings]:
+    with own_stores(services, f"shop_test_{uuid.uuid4().hex[:10]}") as settings:
+        yield settings
+
+
+@pytest_asyncio.fixture
+async def engine(own_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = build_engine(own_settings, pool_size=2, max_overflow=0)
+    yield engine
+    await engine.dispose()
 
 
 async def _customers(engine: AsyncEngine, *ids: uuid.UUID) -> int:
@@ -92,9 +113,10 @@ async def test_driver_statements_commit_with_the_session_and_its_events(
 
 
 async def test_a_connection_the_server_closed_is_replaced_at_checkout(
-    settings: Settings,
+    own_settings: Settings,
 ) -> None:
     """No pre-ping runs: the checkout sees that asyncpg's socket was closed by the server."""
+    settings = own_settings
     assert settings.database_url is not None
     engine = build_engine(settings, pool_size=1, max_overflow=0)
     closed = asyncio.Event()
