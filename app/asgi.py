@@ -27,7 +27,9 @@ from app.persisted.store import ApqStore
 from app.settings import Settings
 from app.sse import EventStreams
 from app.throttles import RedisThrottle
+from reads.fallback import PROJECTIONS
 from reads.hub import ProjectionHub
+from reads.near_cache import NearCache
 from reads.products import SearchLimits
 from reads.queries import ReadQueries
 from reads.read_model import ReadModel, ReadModelUnavailable
@@ -119,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
         max_frame_bytes=settings.max_body_bytes,
         max_connections_per_address=settings.ws_max_connections_per_address,
         http_rules=http_rules(settings),
+        compiled=schema.compiled_operations() if settings.compiled_operations else None,
     )
 
     streams = EventStreams(graphql, keep_alive_s=settings.sse_keep_alive_seconds)
@@ -135,6 +138,17 @@ def create_app(settings: Settings) -> Starlette:
         )
         sessions = session_factory(engine)
         read_model = ReadModel(clients.db)
+        near_cache = (
+            NearCache(
+                redis,
+                projections_channel(settings.redis_prefix),
+                PROJECTIONS,
+                read_model.positions,
+                settings.near_cache_documents,
+            )
+            if settings.near_cache_documents > 0
+            else None
+        )
         try:
             await read_model.ensure_indexes()
         except ReadModelUnavailable as exc:  # serving writes (and fallbacks) must not wait on it
@@ -158,6 +172,7 @@ def create_app(settings: Settings) -> Starlette:
                     sessions,
                     settings.consistency_wait_ms / 1000,
                     SearchLimits(settings.max_search_characters, settings.max_search_words),
+                    near_cache,
                 ),
                 persisted=PersistedQueries(
                     settings.persisted_queries,
@@ -178,9 +193,13 @@ def create_app(settings: Settings) -> Starlette:
                     sign_up_window_seconds=settings.signup_window_seconds,
                 ),
             )
+            if near_cache is not None:
+                near_cache.start()
             settle_garbage_collector()
             yield
         finally:
+            if near_cache is not None:
+                await near_cache.stop()
             await hub.close()
             await clients.close()
 

@@ -27,6 +27,7 @@ from app.ws_limits import TRY_AGAIN_LATER, ConnectionsPerAddress, client_address
 from app.ws_protocols import LegacyWSHandler, TransportWSHandler
 from reads.queries import ReadQueries
 from schema.auth import TokenService
+from schema.compiled.operations import CompiledOperations
 from schema.consistency import CONSISTENCY_HEADER, ConsistencyTokens
 from schema.context import Context
 from schema.errors import ApiError
@@ -73,11 +74,13 @@ class ShopGraphQL(PersistedDocumentsView):
         max_connections_per_address: int,
         origins: BrowserOrigins,
         http_rules: HttpRules | None = None,
+        compiled: CompiledOperations | None = None,
         **options: Any,
     ) -> None:
         super().__init__(schema, **options)
         self.origins = origins
         self.http_rules = http_rules or HttpRules()
+        self.compiled = compiled
         self.max_frame_bytes = max_frame_bytes
         self.connections = ConnectionsPerAddress(max_connections_per_address)
 

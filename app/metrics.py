@@ -84,6 +84,13 @@ class ApiMetrics:
             multiprocess_mode="livesum",
         )
 
+        self.compiled = Counter(
+            "shop_graphql_compiled_operations",
+            "Operations answered by a compiled plan (schema/compiled/), a part of "
+            "shop_graphql_requests: the rest ran through strawberry",
+            registry=self.registry,
+        )
+
     def operation_finished(self, report: OperationReport) -> None:
         outcome = "error" if report.error_codes else "ok"
         key = (report.name, report.kind, outcome)
@@ -104,6 +111,8 @@ class ApiMetrics:
             self.errors.labels(code).inc()
         if report.consistency is not None:
             self.consistency.labels(report.consistency).inc()
+        if report.compiled:
+            self.compiled.inc()
 
     def subscription_opened(self) -> None:
         self.subscriptions.inc()

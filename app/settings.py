@@ -38,6 +38,10 @@ class Settings(BaseSettings):
 
     # Read-your-writes: how long a query waits for the projection before the write store answers.
     consistency_wait_ms: int = 150
+    # Repeated queries served by compiled plans (schema/compiled/, decision 0072).
+    compiled_operations: bool = True
+    # Documents each API process keeps near (reads/near_cache.py, decision 0073); 0: none.
+    near_cache_documents: int = Field(default=10_000, ge=0)
     # How soon a read gives up on an unreachable MongoDB (and falls back, or says so); the
     # worker's batches too (the loop retries them). API and worker share it (app/bootstrap.py).
     mongodb_timeout_ms: int = 1000

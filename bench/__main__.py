@@ -24,7 +24,16 @@ import uvloop
 
 from app.bootstrap import load_settings, running_stores
 from app.settings import Settings
-from bench import history, hostile, lag, memory, reads, rebuild_rate, sustained, writes
+from bench import (
+    history,
+    hostile,
+    lag,
+    memory,
+    order_by_id,
+    rebuild_rate,
+    sustained,
+    writes,
+)
 from bench.plan import Plan
 from bench.report import Row, git_revision, load_rows, machine, merged, render, save_rows
 from bench.servers import server_versions
@@ -32,7 +41,7 @@ from bench.stack import bench_settings
 
 Bench = Callable[[Settings, Plan], Coroutine[Any, Any, Row]]
 BENCHES: dict[str, Bench] = {
-    "B1": reads.run,
+    "B1": order_by_id.run,
     "B2": history.run,
     "B3": writes.run_throughput,
     "B4": lag.run_lag,

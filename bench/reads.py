@@ -1,31 +1,28 @@
-"""B1: `order(id)` through GraphQL against the same MongoDB read behind a bare route.
+"""What the read rows share: the B1 query, seeding orders in parallel, waiting for the
+projection, one round of HTTP load and its figures, ratios round by round.
 
-Both servers run at once, each one uvicorn process as `shop serve` runs, over the same
-seeded, projected orders; the load generator alternates between them round by round so
-drift on this shared machine weighs on both. The helpers below (seeding orders in
-parallel, waiting for the projection, one round's figures) serve B2 as well.
+B1 itself (the API against the raw route and PostGraphile) is bench/order_by_id.py; B2
+(history size) is bench/history.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-import httpx
 import orjson
 from redis.asyncio import Redis
 
 from app.bootstrap import build_mongo
 from app.settings import Settings
 from bench.plan import Plan
-from bench.report import Row
 from bench.seed import Account, Seeder
-from bench.stack import Stack, free_port, load, stack
+from bench.stack import load
 from bench.stats import Spread, spread
 from reads.read_model import ReadModel
 from workers.notifications import projections_channel
@@ -131,6 +128,10 @@ class Measured:
     p99_ms: float
     errors: int
     error_sample: str
+    # CPU (user + system) per response, warm-up included, in ms: the server process's,
+    # and its stores' (bench.store_cpu); nan where a row does not measure them.
+    cpu_ms: float = math.nan
+    store_cpu_ms: float = math.nan
 
     @classmethod
     def of(cls, result: dict[str, Any]) -> Measured:
@@ -177,131 +178,3 @@ def throughput_latency(rounds: Sequence[Measured]) -> str:
     p50 = spread([r.p50_ms for r in rounds])
     p99 = spread([r.p99_ms for r in rounds])
     return f"{rps.show(0)} req/s; p50 {p50.show(2)} ms; p99 {p99.show(2)} ms"
-
-
-# --- B1 ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Seeded:
-    """The seeded orders as (order id, owner), and the position that includes them all."""
-
-    orders: list[tuple[str, Account]]
-    position: int
-
-
-async def seed(settings: Settings, customers: int, per_customer: int) -> Seeded:
-    seeder = Seeder(settings, pool_size=CHUNK)
-    try:
-        products = await create_products(seeder, customers * per_customer, LINES)
-        accounts = await asyncio.gather(*(seeder.customer() for _ in range(customers)))
-        # Customer by customer in turn, so every chunk spreads over several histories.
-        buyers = [accounts[n % customers] for n in range(customers * per_customer)]
-        placed = await place_orders(seeder, buyers, products, LINES)
-    finally:
-        await seeder.close()
-    orders = [(str(c.value.id), buyer) for c, buyer in zip(placed, buyers, strict=True)]
-    return Seeded(orders, max(c.position for c in placed))
-
-
-async def start_baseline(running: Stack) -> int:
-    """`python -m bench.raw_reads` on a free port, once uvicorn says it is serving."""
-    port = free_port()
-    await running.start(
-        sys.executable,
-        "-m",
-        "bench.raw_reads",
-        ready=(b"Application startup complete",),
-        env={"PORT": str(port), "LOG_LEVEL": "INFO"},
-    )
-    return port
-
-
-async def check_answers(api_port: int, baseline_port: int, order_id: str, owner: Account) -> None:
-    """Both servers return this order, whole: a benchmark of nulls or 404s measures nothing."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        request = graphql_request(ORDER_QUERY, {"id": order_id}, owner.headers)
-        answer = await client.post(
-            f"http://{HOST}:{api_port}/graphql",
-            content=request["body"],
-            headers=request["headers"] | {"Content-Type": "application/json"},
-        )
-        order = (answer.json().get("data") or {}).get("order") or {}
-        if order.get("id") != order_id or len(order.get("lines", [])) != LINES:
-            raise RuntimeError(f"order({order_id}) did not return the order: {answer.text[:300]}")
-        raw = await client.get(f"http://{HOST}:{baseline_port}/orders/{order_id}")
-        if raw.status_code != 200 or raw.json().get("_id") != order_id:
-            raise RuntimeError(f"the baseline did not return {order_id}: {raw.text[:300]}")
-
-
-async def run(settings: Settings, plan: Plan) -> Row:
-    customers, per_customer = plan.size(8, 2), plan.size(40, 3)
-    async with stack(settings) as running:
-        (api_port, _), worker = await asyncio.gather(running.api(), running.worker())
-        seeded = await seed(settings, customers, per_customer)
-        await wait_until_projected(settings, seeded.position)
-        # Idle from here on; stopping it leaves both servers the machine to themselves.
-        await running.stop(worker)
-        baseline_port = await start_baseline(running)
-        await check_answers(api_port, baseline_port, *seeded.orders[0])
-        graphql = load_spec(api_port, graphql_requests(seeded), plan, CONNECTIONS, "graphql")
-        baseline = load_spec(baseline_port, baseline_requests(seeded), plan, CONNECTIONS, "status")
-        api_rounds, baseline_rounds = [], []
-        for _ in range(plan.rounds):
-            api_rounds.append(await measure(graphql))
-            baseline_rounds.append(await measure(baseline))
-    sizes = (
-        f"{customers} customers, {len(seeded.orders)} orders of {LINES} lines; "
-        f"{CONNECTIONS} connections; {plan.rounds} rounds of "
-        f"{plan.warmup_s:g} s warm-up + {plan.round_s:g} s"
-    )
-    return b1_row(api_rounds, baseline_rounds, sizes)
-
-
-def graphql_requests(seeded: Seeded) -> list[dict[str, Any]]:
-    return [
-        graphql_request(ORDER_QUERY, {"id": oid}, owner.headers) for oid, owner in seeded.orders
-    ]
-
-
-def baseline_requests(seeded: Seeded) -> list[dict[str, Any]]:
-    return [{"method": "GET", "path": f"/orders/{oid}"} for oid, _ in seeded.orders]
-
-
-def b1_row(api: list[Measured], baseline: list[Measured], sizes: str) -> Row:
-    throughput = paired_ratios(api, baseline, THROUGHPUT)
-    tail = paired_ratios(api, baseline, TAIL_LATENCY)
-    errors = sum(r.errors for r in [*api, *baseline])
-    return Row(
-        id="B1",
-        what=f"`order(id)` over HTTP, GraphQL, one API process, {CONNECTIONS} connections",
-        baseline="plain Starlette route, same `find_one`, orjson",
-        target="throughput >= 0.5x baseline; p99 <= 2x baseline p99; no errors",
-        figure=_headline(api),
-        baseline_figure=_headline(baseline),
-        ratio=f"throughput {throughput.show(2)}x; p99 {tail.show(2)}x",
-        met=throughput.median >= 0.5 and tail.median <= 2.0 and errors == 0,
-        sizes=sizes,
-        details=[
-            ("GraphQL `order(id)`", throughput_latency(api)),
-            ("baseline GET /orders/{id}", throughput_latency(baseline)),
-            ("throughput, GraphQL / baseline", throughput.show(2)),
-            ("p99, GraphQL / baseline", tail.show(2)),
-            ("errors, GraphQL", errors_shown(api)),
-            ("errors, baseline", errors_shown(baseline)),
-        ],
-        notes=[
-            "Each request reads the next seeded order with its owner's bearer token; the "
-            "selection is the whole Order (lines, customer, timestamps); no consistency "
-            "token is sent, so the API reads the projection as it stands. The baseline "
-            "returns the same document from the same physical collection (resolved through "
-            "`projection_state`, as the API does). The worker is stopped before measuring; "
-            "both servers are up throughout, and rounds alternate GraphQL, baseline.",
-        ],
-    )
-
-
-def _headline(rounds: Sequence[Measured]) -> str:
-    rps = spread([r.rps for r in rounds])
-    p99 = spread([r.p99_ms for r in rounds])
-    return f"{rps.show(0)} req/s, p99 {p99.show(1)} ms"

@@ -76,8 +76,9 @@ def free_port() -> int:
 
 async def _wait_for_line(process: asyncio.subprocess.Process, *needles: bytes) -> None:
     """Return once the process logs a line with every needle; keep draining after."""
-    assert process.stderr is not None
-    stream, seen = process.stderr, []
+    stream = process.stderr or process.stdout
+    assert stream is not None
+    seen: list[bytes] = []
 
     async def read() -> None:
         while line := await stream.readline():
@@ -122,12 +123,24 @@ class Stack:
         )
 
     async def start(
-        self, *args: str, ready: tuple[bytes, ...], env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        ready: tuple[bytes, ...],
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        ready_on_stdout: bool = False,
     ) -> asyncio.subprocess.Process:
+        """Start a server; return once a line of its log has every `ready` needle.
+
+        Python servers log on stderr; one that prints its banner on stdout (PostGraphile)
+        has stderr merged into that stream, so a failure's last lines still show.
+        """
+        out, err = asyncio.subprocess.DEVNULL, asyncio.subprocess.PIPE
+        if ready_on_stdout:
+            out, err = asyncio.subprocess.PIPE, asyncio.subprocess.STDOUT
         process = await asyncio.create_subprocess_exec(
-            *args, env=self.env(env), stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            *args, env=self.env(env), cwd=cwd, stdout=out, stderr=err
+        )
         self.processes.append(process)
         await _wait_for_line(process, *ready)
         return process

@@ -36,6 +36,22 @@ class Notification:
     ids: tuple[str, ...]
     position: int
     rebuilt: bool = False
+    # The checkpoint the batch started from: the batch covers (after, position]. None from
+    # a worker that does not say (reads.near_cache then cannot tell a gap).
+    after: int | None = None
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> Notification:
+        """A notification from its JSON (workers/notifications.py writes it)."""
+        body = orjson.loads(data)
+        after = body.get("after")
+        return cls(
+            projection=body["projection"],
+            ids=tuple(body.get("ids", ())),
+            position=int(body["position"]),
+            rebuilt=bool(body.get("rebuilt", False)),
+            after=None if after is None else int(after),
+        )
 
 
 class ListenerDropped(Exception):
@@ -171,13 +187,7 @@ class ProjectionHub:
                 )
                 if message is None or message["type"] != "message":
                     continue
-                body = orjson.loads(message["data"])
-                notification = Notification(
-                    projection=body["projection"],
-                    ids=tuple(body.get("ids", ())),
-                    position=int(body["position"]),
-                    rebuilt=bool(body.get("rebuilt", False)),
-                )
+                notification = Notification.decode(message["data"])
                 for listener in list(self._listeners):
                     listener.offer(notification)
         except asyncio.CancelledError:

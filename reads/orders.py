@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -23,12 +24,15 @@ NEWEST_FIRST = Ordering(
 )
 
 
-async def order_by_id(collection: AsyncCollection[Any], order_id: str) -> dict[str, Any] | None:
-    """The `orders` document of `order_id`; None when the id is unknown or malformed."""
+async def order_by_id(
+    collection: AsyncCollection[Any], order_id: str, fields: Sequence[str] | None = None
+) -> dict[str, Any] | None:
+    """The `orders` document of `order_id` (only `fields` of it, when given); None when the
+    id is unknown or malformed."""
     canonical = canonical_id(order_id)
     if canonical is None:
         return None
-    document: dict[str, Any] | None = await collection.find_one({"_id": canonical})
+    document: dict[str, Any] | None = await collection.find_one({"_id": canonical}, fields)
     return document
 
 

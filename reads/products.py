@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,12 +55,15 @@ def check_search(search: str | None, limits: SearchLimits) -> None:
         )
 
 
-async def product_by_id(collection: AsyncCollection[Any], product_id: str) -> dict[str, Any] | None:
-    """The `products` document of `product_id`; None when the id is unknown or malformed."""
+async def product_by_id(
+    collection: AsyncCollection[Any], product_id: str, fields: Sequence[str] | None = None
+) -> dict[str, Any] | None:
+    """The `products` document of `product_id` (only `fields` of it, when given); None when
+    the id is unknown or malformed."""
     canonical = canonical_id(product_id)
     if canonical is None:
         return None
-    document: dict[str, Any] | None = await collection.find_one({"_id": canonical})
+    document: dict[str, Any] | None = await collection.find_one({"_id": canonical}, fields)
     return document
 
 

@@ -12,7 +12,8 @@ order history fall back to the write store; other reads raise ReadModelUnavailab
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -24,8 +25,9 @@ from reads.consistency import LogHead, wait_for_position
 from reads.documents import CustomerDocument, OrderDocument, ProductDocument
 from reads.feed import ChangeFeed
 from reads.hub import ProjectionHub
+from reads.near_cache import NearCache
 from reads.nodes import FoundNode, find_node, written_node
-from reads.paging import Page
+from reads.paging import Page, canonical_id
 from reads.products import SearchLimits, check_search
 from reads.projection_state import ProjectionStatus
 from reads.read_model import ReadModel, ReadModelUnavailable, unavailable_on_outage
@@ -52,8 +54,10 @@ class ReadQueries:
         sessions: async_sessionmaker[AsyncSession],
         wait_s: float,
         search_limits: SearchLimits,
+        near_cache: NearCache | None = None,
     ) -> None:
         self.read_model = read_model
+        self.near_cache = near_cache
         self.hub = hub
         self.feed = ChangeFeed(hub, read_model)
         self._sessions = sessions
@@ -65,7 +69,7 @@ class ReadQueries:
         """Every projection's status (ReadModel.statuses); its state lives in MongoDB alone, so an
         outage is ReadModelUnavailable."""
         with unavailable_on_outage():
-            return await self.read_model.statuses()
+            return await _settled(self.read_model.statuses())
 
     async def projection_progress(self) -> AsyncGenerator[ProjectionStatus, None]:
         """Each projection's status after every batch it commits; ReadModelUnavailable
@@ -96,11 +100,19 @@ class ReadQueries:
         return await self._read(("orders", "products", "customers"), at, projected, written)
 
     async def order(
-        self, order_id: str, at: int | None
+        self, order_id: str, at: int | None, fields: Sequence[str] | None = None
     ) -> tuple[OrderDocument | None, Served | None]:
+        """The order's document; from the projection, only `fields` of it when given (a
+        compiled plan's projection: schema/compiled/); from the write store, whole."""
+
+        hit = await self._cached("orders", order_id, at)
+        if hit is not None:
+            return cast("OrderDocument", hit[0]), hit[1]
+
         async def projected() -> OrderDocument | None:
             collection = await self._collection("orders")
-            return cast("OrderDocument | None", await orders.order_by_id(collection, order_id))
+            document = await self._find("orders", collection, order_id, fields, orders.order_by_id)
+            return cast("OrderDocument | None", document)
 
         async def written(session: AsyncSession) -> OrderDocument | None:
             return await fallback.order_document(session, order_id)
@@ -157,13 +169,20 @@ class ReadQueries:
         return await self._read(("orders",), at, projected, written)
 
     async def product(
-        self, product_id: str, at: int | None
+        self, product_id: str, at: int | None, fields: Sequence[str] | None = None
     ) -> tuple[ProductDocument | None, Served | None]:
+        """The product's document (only `fields` of it from the projection, as `order`)."""
+
+        hit = await self._cached("products", product_id, at)
+        if hit is not None:
+            return cast("ProductDocument", hit[0]), hit[1]
+
         async def projected() -> ProductDocument | None:
             collection = await self._collection("products")
-            return cast(
-                "ProductDocument | None", await products.product_by_id(collection, product_id)
+            document = await self._find(
+                "products", collection, product_id, fields, products.product_by_id
             )
+            return cast("ProductDocument | None", document)
 
         async def written(session: AsyncSession) -> ProductDocument | None:
             return await fallback.product_document(session, product_id)
@@ -296,7 +315,73 @@ class ReadQueries:
     async def _collection(self, projection: str) -> Any:
         return await self.read_model.collection(projection, projection)
 
+    def _covered(self, projections: tuple[str, ...]) -> int | None:
+        """The lowest position the near cache heard `projections` reach; None without one."""
+        cache = self.near_cache
+        if cache is None:
+            return None
+        heard = [cache.covered(projection) for projection in projections]
+        return None if None in heard else min(h for h in heard if h is not None)
+
+    async def _cached(
+        self, projection: str, doc_id: str, at: int | None
+    ) -> tuple[Document, Served | None] | None:
+        """The near cache's copy of a document, when it may answer this read."""
+        cache = self.near_cache
+        canonical = canonical_id(doc_id)
+        if cache is None or not cache.ready or canonical is None:
+            return None
+        # No I/O here (nothing a cancellation could interrupt): until the live collection's
+        # name is known, the standard read goes first and learns it.
+        collection = self.read_model.known_collection(projection, projection)
+        if collection is None:
+            return None
+        document = cache.get(projection, collection.name, canonical, at)
+        covered = cache.covered(projection)
+        if document is None or covered is None:
+            return None
+        return dict(document), None if at is None else Served("projection", covered)
+
+    async def _find(
+        self,
+        projection: str,
+        collection: Any,
+        doc_id: str,
+        fields: Sequence[str] | None,
+        find: Callable[[Any, str, Sequence[str] | None], Awaitable[Document | None]],
+    ) -> Document | None:
+        """One document by id; whole, and kept in the near cache, when there is one."""
+        cache = self.near_cache
+        if cache is None:
+            return await find(collection, doc_id, fields)
+        ticket = cache.ticket(projection)
+        document = await find(collection, doc_id, None)
+        if document is not None:
+            cache.put(ticket, collection.name, document["_id"], document)
+        return document
+
     async def _read(
+        self,
+        projections: tuple[str, ...],
+        at: int | None,
+        projected: Callable[[], Awaitable[T]],
+        written: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        mongo_required: bool = False,
+    ) -> tuple[T, Served | None]:
+        """`_fresh_read`, run to its end even when the caller is cancelled.
+
+        graphql-core cancels a field's sibling resolvers when a non-null field fails
+        (`{ myOrders {...} order(id:) {...} }` sent anonymously), and PyMongo cancelled in
+        the middle of an operation leaves its connected socket to the garbage collector.
+        The read finishes on its own instead (bounded: one read, or one wait and one
+        read), returning its connection to the pool; its answer is dropped.
+        """
+        return await _settled(
+            self._fresh_read(projections, at, projected, written, mongo_required=mongo_required)
+        )
+
+    async def _fresh_read(
         self,
         projections: tuple[str, ...],
         at: int | None,
@@ -315,6 +400,10 @@ class ReadQueries:
             with unavailable_on_outage():
                 if at is None:
                     return await projected(), None
+                heard = self._covered(projections)
+                if heard is not None and heard >= at:
+                    # The near cache heard of batches up to the token: no checkpoint read.
+                    return await projected(), Served("projection", heard)
                 fresh = await wait_for_position(
                     self.read_model, self.hub, projections, at, self._wait_s, self._head
                 )
@@ -327,3 +416,16 @@ class ReadQueries:
                 return await written(session), Served("write_store", 0)
         async with self._sessions() as session:
             return await written(session), Served("write_store", fresh.position)
+
+
+async def _settled(read: Coroutine[Any, Any, T]) -> T:
+    """`read`, run to its end even when the caller is cancelled (see `_read`)."""
+    task = asyncio.ensure_future(read)
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """A shielded read whose caller was cancelled: its outcome is nobody's to report."""
+    if not task.cancelled():
+        task.exception()

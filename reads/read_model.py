@@ -58,6 +58,13 @@ class ReadModel:
             self._names[projection] = cached
         return self.db[cached[1].get(logical, logical)]
 
+    def known_collection(self, projection: str, logical: str) -> AsyncCollection[Document] | None:
+        """`collection`, when its name is known without asking MongoDB; else None."""
+        cached = self._names.get(projection)
+        if cached is None or time.monotonic() - cached[0] > NAMES_TTL_S:
+            return None
+        return self.db[cached[1].get(logical, logical)]
+
     async def ensure_indexes(self) -> None:
         """Create the read models' indexes on the live collections (idempotent);
         ReadModelUnavailable when MongoDB cannot be reached."""

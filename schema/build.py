@@ -15,6 +15,7 @@ from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from schema.compiled.operations import CompiledOperations
 from schema.consistency import ConsistencyReport
 from schema.customers import CustomerMutations
 from schema.execution import PlainDataExecutionContext
@@ -36,6 +37,14 @@ class Mutation(CustomerMutations, ProductMutations, OrderMutations):
 
 
 class ShopSchema(strawberry.Schema):
+    # Set by build_schema: what compiled operations (schema/compiled/) share with it.
+    limits_state: LimitsState
+    observer: OperationObserver | None = None
+
+    def compiled_operations(self) -> CompiledOperations:
+        """A registry of compiled operations for one app over this schema."""
+        return CompiledOperations(self._schema, self.limits_state, self.observer)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -54,7 +63,7 @@ class ShopSchema(strawberry.Schema):
         """Plain HTTP's execution: a subscription is refused (schema.transports)."""
         allowed = without_subscriptions(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
         try:
-            return await super().execute(
+            result = await super().execute(
                 query,
                 variable_values,
                 context_value,
@@ -67,6 +76,11 @@ class ShopSchema(strawberry.Schema):
             if exc.operation_type is not OperationType.SUBSCRIPTION:
                 raise
             return subscription_refused()
+        if result.data is None and result.extensions and "consistency" in result.extensions:
+            # No data, nothing read to report on; and which reads had finished when a
+            # failing non-null field cancelled its siblings is a race (graphql-core).
+            result.extensions = {k: v for k, v in result.extensions.items() if k != "consistency"}
+        return result
 
 
 def _hooks_fields(factory: Callable[[], SchemaExtension]) -> bool:
@@ -83,7 +97,7 @@ def build_schema(
     suggestions: bool = True,
     plain_data_shortcut: bool = True,
     observer: OperationObserver | None = None,
-) -> strawberry.Schema:
+) -> ShopSchema:
     """The API schema; limits, budgets and what production hides come from settings.
 
     DocumentLimits validates (after its linear limits) and caches per query text: it
@@ -109,7 +123,7 @@ def build_schema(
     ]
     if plain_data_shortcut and any(map(_hooks_fields, extensions)):
         raise ValueError("field-level extension hooks would be skipped by the plain-data shortcut")
-    return ShopSchema(
+    schema = ShopSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -117,3 +131,5 @@ def build_schema(
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         execution_context_class=PlainDataExecutionContext if plain_data_shortcut else None,
     )
+    schema.limits_state, schema.observer = state, observer
+    return schema

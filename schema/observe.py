@@ -37,6 +37,8 @@ class OperationReport:
     error_codes: tuple[str, ...]
     # "projection" | "waited" | "write_store"; None when no consistency token was sent.
     consistency: str | None
+    # Answered by a compiled plan (schema/compiled/) rather than strawberry.
+    compiled: bool = False
 
 
 class OperationObserver(Protocol):

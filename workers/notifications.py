@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def projections_channel(redis_prefix: str) -> str:
-    """The channel carrying `{projection, ids, position}` after every committed batch."""
+    """The channel carrying `{projection, ids, position, after}` after every committed batch."""
     return f"{redis_prefix}:projections"
 
 
@@ -23,14 +23,22 @@ async def publish_batch(
     ids: Iterable[str],
     position: int,
     *,
+    after: int | None = None,
     rebuilt: bool = False,
 ) -> None:
-    """Best effort: the documents are committed; listeners also re-check on their own."""
+    """Best effort: the documents are committed; listeners also re-check on their own.
+
+    `after` is the checkpoint the batch started from: a listener that saw every batch up
+    to `after` knows `ids` are all that changed up to `position`, and one that did not
+    knows it missed a notification (reads.near_cache).
+    """
     message: dict[str, object] = {
         "projection": projection,
         "ids": sorted(set(ids)),
         "position": position,
     }
+    if after is not None:
+        message["after"] = after
     if rebuilt:
         message["rebuilt"] = True
     try:

@@ -71,5 +71,7 @@ async def retry_parked(
     async with client.start_session() as session:
         plan = await session.with_transaction(replay)
     if plan.applied:
-        await publish_batch(redis, redis_prefix, projector.name, plan.ids, state.position)
+        await publish_batch(
+            redis, redis_prefix, projector.name, plan.ids, state.position, after=state.position
+        )
     return len(plan.applied), len(plan.dead_letters)

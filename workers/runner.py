@@ -138,7 +138,9 @@ class ProjectionRunner:
         plan = await self._commit(batch, state.collections)
         self.timings.observe(time.perf_counter() - started)
         if plan.handled:
-            await publish_batch(self._redis, self._prefix, self.name, plan.ids, plan.position)
+            await publish_batch(
+                self._redis, self._prefix, self.name, plan.ids, plan.position, after=state.position
+            )
         retry_in = backoff(plan.attempt.count).total_seconds() if plan.attempt else None
         return plan.handled, retry_in
 

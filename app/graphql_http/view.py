@@ -19,6 +19,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequ
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
+from app.graphql_http.compiled import serve_compiled
 from app.graphql_http.negotiation import negotiate
 from app.graphql_http.refusals import (
     method_not_allowed,
@@ -33,6 +34,7 @@ from app.graphql_http.requests import (
     operations_from_body,
 )
 from app.graphql_http.responses import VARY, Exchange
+from schema.compiled.operations import CompiledOperations
 from schema.context import Context
 from schema.limits import SharedBudget
 
@@ -48,13 +50,21 @@ class HttpRules:
 
 class GraphQLOverHTTP(GraphQL[Context, None]):
     http_rules: HttpRules = HttpRules()
+    # Operations prepared once per process (schema/compiled/); None: every request runs
+    # through strawberry.
+    compiled: CompiledOperations | None = None
 
     async def serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         media_type = negotiate(request.headers.get("accept"))
         try:
             exchange = self._admit(request, media_type)
-            response = exchange.finish(await self.run(request))
+            compiled = None
+            if self.compiled is not None:
+                compiled = await serve_compiled(
+                    self.compiled, request, exchange, self.http_rules.batches, self.get_context
+                )
+            response = compiled or exchange.finish(await self.run(request))
         except HTTPException as exc:
             response = refusal_response(refusal(exc), media_type)
             response.headers.add_vary_header(VARY)
