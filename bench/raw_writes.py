@@ -10,14 +10,14 @@ time (a closed loop, like bench.http_load), for warm-up plus duration; only orde
 finished after the warm-up count. Prints the load generator's JSON: requests, errors,
 seconds, rps, p50_ms, p99_ms, max_ms, error_sample, and cpu_s (this process's CPU time).
 
-The statements are the ones SQLAlchemy sends for `writes.handlers.orders.place_order`
-without an idempotency key: the same text (so the same prepared statements), the same
-order, the same round trips, inside BEGIN ... COMMIT with the products locked FOR UPDATE
-and the event appended under the event log's advisory lock. bench.writes captures the
-handler's statements with a `before_cursor_execute` listener before each run and stops
-if they differ from STATEMENTS. What the baseline leaves out is exactly what the API
-adds around them: HTTP, GraphQL, the JWT, the session, the pool's pre-ping and the
-worker's nudge.
+The statements are the ones `writes.handlers.orders.place_order` sends without an
+idempotency key, imported from writes/sql.py: the same text (so the same prepared
+statements), the same order, the same round trips, inside BEGIN ... COMMIT with the
+products locked FOR UPDATE and the event appended under the event log's advisory lock.
+bench.writes captures the handler's statements with asyncpg's query logger before each
+run and stops if they differ from STATEMENTS. What the baseline leaves out is exactly
+what the API adds around them: HTTP, GraphQL, the JWT, the session, the pool's checkout
+and the worker's nudge.
 """
 
 from __future__ import annotations
@@ -34,46 +34,19 @@ import orjson
 import uvloop
 
 from bench.http_load import Tally, summary
+from writes.sql import (
+    APPEND_EVENT,
+    INSERT_LINES,
+    INSERT_ORDER,
+    LOCK_EVENT_LOG,
+    LOCK_PRODUCTS,
+    PLACE_ORDER,
+    SELECT_CUSTOMER,
+    TAKE_STOCK,
+)
 
-# Exactly as SQLAlchemy renders them (bench.writes checks this against a live capture
-# before every B3 run, so the two cannot drift apart).
-SELECT_CUSTOMER = (
-    "SELECT customers.id, customers.name, customers.email \nFROM customers \n"
-    "WHERE customers.id = $1::UUID"
-)
-LOCK_PRODUCTS = (
-    "SELECT products.id, products.sku, products.name, products.price_cents, products.stock "
-    "\nFROM products \nWHERE products.id = ANY ($1::UUID[]) ORDER BY products.id FOR UPDATE"
-)
-TAKE_STOCK = """
-    UPDATE products
-    SET stock = products.stock - taken.quantity,
-        units_sold = products.units_sold + taken.quantity,
-        updated_at = $1
-    FROM unnest(CAST($2 AS uuid[]), CAST($3 AS integer[])) AS taken(id, quantity)
-    WHERE products.id = taken.id
-    """
-INSERT_ORDER = (
-    "INSERT INTO orders (id, customer_id, status, item_count, total_cents, placed_at, "
-    "updated_at, version) VALUES ($1::UUID, $2::UUID, $3::VARCHAR, $4::INTEGER, $5::BIGINT, "
-    "$6::TIMESTAMP WITH TIME ZONE, $7::TIMESTAMP WITH TIME ZONE, $8::INTEGER)"
-)
-INSERT_LINES = """
-    INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
-    SELECT $1, line.*
-    FROM unnest(
-        CAST($2 AS integer[]), CAST($3 AS uuid[]), CAST($4 AS text[]),
-        CAST($5 AS text[]), CAST($6 AS bigint[]), CAST($7 AS integer[])
-    ) AS line
-    """
-LOCK_EVENT_LOG = "SELECT pg_advisory_xact_lock($1)"
-APPEND_EVENT = (
-    "INSERT INTO event_log (event_id, stream_type, stream_id, stream_version, type, data, "
-    "metadata) VALUES ($1::UUID, $2::VARCHAR, $3::UUID, $4::INTEGER, $5::VARCHAR, $6::JSONB, "
-    "$7::JSONB) RETURNING event_log.position"
-)
-STATEMENTS = (SELECT_CUSTOMER, LOCK_PRODUCTS, TAKE_STOCK, INSERT_ORDER, INSERT_LINES,
-              LOCK_EVENT_LOG, APPEND_EVENT)  # fmt: skip
+# The handler's own statements (writes/sql.py imports nothing, so no SQLAlchemy here).
+STATEMENTS = PLACE_ORDER
 
 
 def now_ms() -> datetime:

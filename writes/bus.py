@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from writes import commands as c
 from writes.authorization import authorize
 from writes.handlers import customers, orders, products
-from writes.nudge import Nudger
+from writes.nudge import Nudger, SharedNudges
 from writes.passwords import Passwords
 from writes.unit_of_work import CommandMetadata, UnitOfWork
 from writes.views import Committed
@@ -48,7 +48,8 @@ class MessageBus:
         passwords: Passwords | None = None,
     ) -> None:
         self._sessions = sessions
-        self._nudger = nudger
+        # Concurrent commits share their nudges (one Redis exchange serves many).
+        self._nudger = SharedNudges(nudger)
         self.passwords = passwords or Passwords()
         self._handlers = handlers(self.passwords)
 

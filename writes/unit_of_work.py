@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import func, insert, select, text
+import orjson
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from writes.clock import iso, now_ms
@@ -17,13 +18,9 @@ from writes.commands import Actor
 from writes.event_codec import EVENTS
 from writes.events import DomainEvent
 from writes.models import EventRecord
+from writes.sql import APPEND_EVENT, EVENT_LOG_LOCK, LOCK_EVENT_LOG
 
-# Appends take this transaction-scoped advisory lock, so positions become visible in
-# commit order and a reader never sees position N+1 while N may still commit
-# (docs/decisions/0003-serialized-event-appends.md).
-EVENT_LOG_LOCK = 0x5B09_E7E4
-_TAKE_APPEND_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-_APPEND = insert(EventRecord).returning(EventRecord.position)
+__all__ = ["EVENT_LOG_LOCK", "CommandMetadata", "UnitOfWork", "head_position"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +46,9 @@ class UnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], meta: CommandMetadata) -> None:
         self._sessions = sessions
         self.meta = meta
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[tuple[Any, ...]] = []
         self._committed = False
+        self._driver: Any = None
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
@@ -93,7 +91,7 @@ class UnitOfWork:
     def record(self, event: DomainEvent, stream_id: uuid.UUID, stream_version: int) -> None:
         """Queue an event for the commit; `stream_version` is the aggregate's new version."""
         actor = self.meta.actor
-        encoded = EVENTS.encode(event)
+        encoded = EVENTS.encode_json(event)
         metadata: dict[str, Any] = {
             "correlation_id": self.meta.correlation_id,
             "causation_id": self.meta.causation_id,
@@ -104,17 +102,39 @@ class UnitOfWork:
         }
         if self.meta.occurred_at is not None:
             metadata["occurred_at"] = iso(self.now())
+        # APPEND_EVENT's parameters; JSONB goes as text, encoded once (orjson).
         self._pending.append(
-            {
-                "event_id": uuid.uuid4(),
-                "stream_type": event.stream_type,
-                "stream_id": stream_id,
-                "stream_version": stream_version,
-                "type": encoded.type,
-                "data": encoded.data,
-                "metadata_": metadata,
-            }
+            (
+                uuid.uuid4(),
+                event.stream_type,
+                stream_id,
+                stream_version,
+                encoded.type,
+                encoded.data,
+                orjson.dumps(metadata).decode(),
+            )
         )
+
+    async def driver(self) -> Any:
+        """The transaction's own asyncpg connection, for statements sent as plain SQL.
+
+        It is the session's connection inside the session's transaction: what runs on it
+        commits or rolls back with everything the session sends (docs/decisions/0077).
+        """
+        if self._driver is None:
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            adapter: Any = raw.dbapi_connection
+            if not driver.is_in_transaction():
+                # SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its own first
+                # statement; this is that same call, so the adapter owns the transaction
+                # (COMMIT, ROLLBACK) exactly as if it had sent the first statement.
+                await adapter._start_transaction()
+            if not driver.is_in_transaction():
+                raise RuntimeError("the session's connection did not begin a transaction")
+            self._driver = driver
+        return self._driver
 
     async def commit(self) -> int:
         """Append the recorded events and commit; returns the position of the last one.
@@ -124,19 +144,22 @@ class UnitOfWork:
         """
         return await self.commit_with(None)
 
-    async def commit_with(self, on_position: Callable[[int], None] | None) -> int:
+    async def commit_with(self, on_position: Callable[[int], Awaitable[None]] | None) -> int:
         """`commit()`, letting the handler store the position in a row of the same commit."""
         if self._pending:
             # Every row change goes out before the lock is taken: the lock serializes
             # all writers, so only the append itself should run while it is held.
-            await self.session.flush()
-            await self.session.execute(_TAKE_APPEND_LOCK, {"key": EVENT_LOG_LOCK})
-            positions = await self.session.scalars(_APPEND, self._pending)
-            position = max(positions.all())
+            if self.session.new or self.session.dirty or self.session.deleted:
+                await self.session.flush()
+            driver = await self.driver()
+            await driver.execute(LOCK_EVENT_LOG, EVENT_LOG_LOCK)
+            position = 0
+            for row in self._pending:
+                position = max(position, await driver.fetchval(APPEND_EVENT, *row))
         else:
             position = await head_position(self.session)
         if on_position is not None:
-            on_position(position)
+            await on_position(position)
         await self.session.commit()
         self._committed = True
         self._pending.clear()

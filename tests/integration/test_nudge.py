@@ -7,13 +7,21 @@ import time
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.bootstrap import build_bus, load_settings
 from app.settings import Settings
 from tests.support import event_count, free_port, unique
 from writes.commands import SignUp
-from writes.nudge import NUDGE_TIMEOUT_S, ArqNudger, arq_redis, queue_name, wake_channel
+from writes.nudge import (
+    JOB_INTERVAL_S,
+    NUDGE_TIMEOUT_S,
+    ArqNudger,
+    arq_redis,
+    queue_name,
+    wake_channel,
+)
 from writes.unit_of_work import CommandMetadata
 
 
@@ -30,6 +38,39 @@ async def test_a_burst_of_nudges_queues_one_job(settings: Settings) -> None:
         for _ in range(5):
             await nudger.nudge()
         assert await redis.zcard(queue_name(prefix)) == 1
+    finally:
+        await redis.delete(queue_name(prefix))
+        await redis.aclose(close_connection_pool=True)
+
+
+async def test_every_nudge_publishes_and_the_job_is_enqueued_once_per_interval(
+    settings: Settings,
+) -> None:
+    """The job (three or four round trips even when already queued) is enqueued at most
+    once per JOB_INTERVAL_S; the pub/sub wake-up goes out for every nudge."""
+    assert settings.redis_url is not None
+    prefix = f"{settings.redis_prefix}:{unique('interval')}"
+    redis = _redis(settings.redis_url)
+    now = [1000.0]
+    nudger = ArqNudger(redis, prefix, clock=lambda: now[0])
+    try:
+        async with redis.pubsub() as pubsub:
+            await pubsub.subscribe(wake_channel(prefix))
+            assert await pubsub.get_message(timeout=5) is not None  # the subscription
+            await nudger.nudge()
+            assert await redis.zcard(queue_name(prefix)) == 1
+            # A worker ran the job (arq removes it from the queue, and its key once done);
+            # a commit within the interval leaves it to the pub/sub wake-up (and the
+            # worker's catch-up), one after it queues the job again.
+            await redis.delete(queue_name(prefix), f"{job_key_prefix}{prefix}:nudge")
+            now[0] += JOB_INTERVAL_S / 2
+            await nudger.nudge()
+            assert await redis.zcard(queue_name(prefix)) == 0
+            now[0] += JOB_INTERVAL_S
+            await nudger.nudge()
+            assert await redis.zcard(queue_name(prefix)) == 1
+            wakes = [await pubsub.get_message(timeout=5) for _ in range(3)]
+        assert [(m or {}).get("data") for m in wakes] == [b"wake"] * 3
     finally:
         await redis.delete(queue_name(prefix))
         await redis.aclose(close_connection_pool=True)

@@ -6,13 +6,11 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, any_, bindparam, insert, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import select
 
-from writes import rules
+from writes import rules, sql
 from writes.authorization import may_access
 from writes.clock import iso
 from writes.commands import Actor, CancelOrder, PlaceOrder, ShipOrder
@@ -31,7 +29,7 @@ from writes.events import (
     RestockedLine,
 )
 from writes.idempotency_record import replayed_order, stored_order
-from writes.models import Customer, IdempotencyKey, Order, OrderLine, Product
+from writes.models import Customer, Order, OrderLine, Product
 from writes.unit_of_work import UnitOfWork
 from writes.views import (
     Committed,
@@ -42,38 +40,10 @@ from writes.views import (
     order_view,
 )
 
-# Placing an order is the hot command: its statements are Core, built once, so a call
-# pays neither the ORM's unit of work nor building SQL expressions again (py-spy: the
-# ORM flush and expression building were a third of the command's CPU). Stock is taken
-# and lines inserted in one statement each, not one per line.
-_CUSTOMER = select(Customer.id, Customer.name, Customer.email).where(Customer.id == bindparam("id"))
-_LOCK_PRODUCTS = (
-    select(Product.id, Product.sku, Product.name, Product.price_cents, Product.stock)
-    .where(Product.id == any_(bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
-    .order_by(Product.id)
-    .with_for_update()
-)
-_INSERT_ORDER = insert(cast("Table", Order.__table__))
-_INSERT_LINES = text(
-    """
-    INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_cents, quantity)
-    SELECT :order_id, line.*
-    FROM unnest(
-        CAST(:line_nos AS integer[]), CAST(:product_ids AS uuid[]), CAST(:skus AS text[]),
-        CAST(:names AS text[]), CAST(:prices AS bigint[]), CAST(:quantities AS integer[])
-    ) AS line
-    """
-)
-_TAKE_STOCK = text(
-    """
-    UPDATE products
-    SET stock = products.stock - taken.quantity,
-        units_sold = products.units_sold + taken.quantity,
-        updated_at = :now
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:quantities AS integer[])) AS taken(id, quantity)
-    WHERE products.id = taken.id
-    """
-)
+# Placing an order is the hot command: its statements go as plain SQL through the
+# transaction's own asyncpg connection (writes/sql.py, docs/decisions/0077), which pays
+# neither SQLAlchemy's execution layer nor its result processing. Stock is taken and
+# lines inserted in one statement each, not one per line.
 
 
 async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
@@ -85,8 +55,9 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
     actor = uow.actor
     key = rules.idempotency_key(cmd.idempotency_key)
     quantities = rules.order_lines(cmd.lines)
+    driver = await uow.driver()
     # Before the key: a token naming no customer must not reach the key's foreign key.
-    customer = (await uow.session.execute(_CUSTOMER, {"id": actor.customer_id})).one_or_none()
+    customer = await driver.fetchrow(sql.SELECT_CUSTOMER, actor.customer_id)
     if customer is None:
         raise Unauthenticated
     if key is not None:
@@ -94,20 +65,20 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
         if replay is not None:
             return replay
 
-    # Locks in id order, so two orders sharing products cannot deadlock.
-    rows = await uow.session.execute(_LOCK_PRODUCTS, {"ids": list(quantities)})
-    products = {row.id: row for row in rows}
-    rules.enough_stock(cmd.lines, {product.id: product.stock for product in products.values()})
+    product_ids = list(quantities)
+    products = {row[0]: row for row in await driver.fetch(sql.LOCK_PRODUCTS, product_ids)}
+    rules.enough_stock(cmd.lines, {pid: row[4] for pid, row in products.items()})
 
     now = uow.now()
+    # (id, sku, name, price_cents, stock) rows, in the order's line order.
     lines = tuple(
-        OrderLineView(product.id, product.sku, product.name, product.price_cents, quantity)
+        OrderLineView(product[0], product[1], product[2], product[3], quantity)
         for product, quantity in ((products[pid], q) for pid, q in quantities.items())
     )
     view = OrderView(
         id=uuid.uuid4(),
         status="PLACED",
-        customer=OrderCustomerView(customer.id, customer.name, customer.email),
+        customer=OrderCustomerView(customer[0], customer[1], customer[2]),
         lines=lines,
         item_count=sum(line.quantity for line in lines),
         total_cents=sum(line.line_total_cents for line in lines),
@@ -115,44 +86,27 @@ async def place_order(cmd: PlaceOrder, uow: UnitOfWork) -> Committed[OrderView]:
         updated_at=now,
         version=1,
     )
-    await uow.session.execute(
-        _TAKE_STOCK, {"ids": list(quantities), "quantities": list(quantities.values()), "now": now}
-    )
-    await uow.session.execute(
-        _INSERT_ORDER,
-        {
-            "id": view.id,
-            "customer_id": customer.id,
-            "status": view.status,
-            "item_count": view.item_count,
-            "total_cents": view.total_cents,
-            "placed_at": now,
-            "updated_at": now,
-            "version": view.version,
-        },
-    )
-    await uow.session.execute(
-        _INSERT_LINES,
-        {
-            "order_id": view.id,
-            "line_nos": list(range(1, len(lines) + 1)),
-            "product_ids": [line.product_id for line in lines],
-            "skus": [line.sku for line in lines],
-            "names": [line.name for line in lines],
-            "prices": [line.unit_price_cents for line in lines],
-            "quantities": [line.quantity for line in lines],
-        },
-    )
+    await driver.execute(sql.TAKE_STOCK, now, product_ids, list(quantities.values()))
+    await driver.execute(
+        sql.INSERT_ORDER, view.id, actor.customer_id, view.status, view.item_count,
+        view.total_cents, now, now, view.version,
+    )  # fmt: skip
+    await driver.execute(
+        sql.INSERT_LINES, view.id, list(range(1, len(lines) + 1)),
+        [line.product_id for line in lines], [line.sku for line in lines],
+        [line.name for line in lines], [line.unit_price_cents for line in lines],
+        [line.quantity for line in lines],
+    )  # fmt: skip
     uow.record(_placed_event(view), stream_id=view.id, stream_version=view.version)
     if key is None:
         return Committed(view, await uow.commit())
+
     # The position is only known after the append: store it in the same commit.
-    key_row = await uow.session.get(IdempotencyKey, (actor.customer_id, key))
-    assert key_row is not None
-    key_row.order_id = view.id
-    key_row.result = stored_order(view)
-    position = await uow.commit_with(lambda p: setattr(key_row, "position", p))
-    return Committed(view, position)
+    async def store_result(position: int) -> None:
+        result = orjson.dumps(stored_order(view)).decode()
+        await driver.execute(sql.STORE_RESULT, actor.customer_id, key, view.id, result, position)
+
+    return Committed(view, await uow.commit_with(store_result))
 
 
 async def cancel_order(cmd: CancelOrder, uow: UnitOfWork) -> Committed[OrderView]:
@@ -225,27 +179,21 @@ async def _claim_key(
     A concurrent claim of the same key blocks on the unique index until the first
     transaction ends, so a retry never races the original.
     """
-    claimed = await uow.session.scalar(
-        pg_insert(IdempotencyKey)
-        .values(
-            customer_id=actor.customer_id,
-            key=key,
-            request_hash=request_hash,
-            created_at=uow.now(),
-        )
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)
-    )
+    driver = await uow.driver()
+    claimed = await driver.fetchval(sql.CLAIM_KEY, actor.customer_id, key, request_hash, uow.now())
     if claimed is not None:
         return None
-    stored = await uow.session.get(IdempotencyKey, (actor.customer_id, key))
+    stored = await driver.fetchrow(sql.STORED_KEY, actor.customer_id, key)
     # A visible key row was committed together with its result (see place_order).
     assert stored is not None
-    assert stored.result is not None
-    assert stored.position is not None
-    if stored.request_hash != request_hash:
+    stored_hash, result, position = stored
+    assert result is not None
+    assert position is not None
+    if stored_hash != request_hash:
         raise ValidationFailed("idempotency_key", "this key was already used for a different order")
-    return Committed(replayed_order(stored.result), stored.position)
+    # SQLAlchemy's asyncpg adapter hands JSONB over as text; the ORM would decode it.
+    record = orjson.loads(result) if isinstance(result, str) else result
+    return Committed(replayed_order(record), int(position))
 
 
 def _request_hash(cmd: PlaceOrder) -> str:
