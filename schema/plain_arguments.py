@@ -34,8 +34,8 @@ class RefuseControlCharacters(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.operation_type is not OperationType.MUTATION:
-            found = _in_variables(document, context.operation_name, context.variables or {})
-            found = found or _in_literals(document, context.operation_name)
+            found = in_variables(document, context.operation_name, context.variables or {})
+            found = found or in_literals(document, context.operation_name)
             if found is not None:
                 raise ApiError(
                     "BAD_USER_INPUT", f"arguments must not contain control characters: {found}"
@@ -43,9 +43,10 @@ class RefuseControlCharacters(SchemaExtension):
         yield
 
 
-def _in_variables(
+def in_variables(
     document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any]
 ) -> str | None:
+    """Where the first control character is in the operation's variables, if any."""
     operation = get_operation_ast(document, operation_name)
     for definition in (operation.variable_definitions or ()) if operation else ():
         name = definition.variable.name.value
@@ -82,7 +83,7 @@ class _FirstControlCharacter(Visitor):
         return BREAK
 
 
-def _in_literals(document: DocumentNode, operation_name: str | None) -> str | None:
+def in_literals(document: DocumentNode, operation_name: str | None) -> str | None:
     """The first string literal, in the operation or any fragment, with a control character."""
     operation = get_operation_ast(document, operation_name)
     visitor = _FirstControlCharacter()

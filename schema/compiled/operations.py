@@ -24,6 +24,7 @@ from schema.context import Context
 from schema.limits import LimitsState
 from schema.limits.costs import operation_cost
 from schema.observe import ANONYMOUS, OperationObserver, OperationReport
+from schema.plain_arguments import in_literals, in_variables
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -117,6 +118,8 @@ class CompiledOperations:
     async def _execute(
         self, plan: CompiledOperation, variables: dict[str, Any], context: Context
     ) -> dict[str, Any]:
+        if in_variables(plan.document, plan.name, variables) is not None:
+            raise Abandon  # RefuseControlCharacters' BAD_USER_INPUT
         coerced = get_variable_values(
             self.schema, plan.operation.variable_definitions or (), variables
         )
@@ -165,6 +168,8 @@ class CompiledOperations:
         )
         if operation is None or not is_query(operation) or operation.directives:
             return False
+        if in_literals(document, operation_name) is not None:
+            return False  # RefuseControlCharacters refuses every request of it
         name = operation.name.value if operation.name else None
         if entry.verdicts.get(name) != []:
             return False if name in entry.verdicts else None

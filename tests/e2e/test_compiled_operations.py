@@ -81,8 +81,8 @@ def _candidates(shop: Shop, name: str, kind: str) -> list[Any] | None:
     base = kind.rstrip("!")
     if base == "ID":
         if name in ("pid", "productId"):
-            return [*shop.product_ids, unknown, shop.order_ids[0]]
-        return [*shop.order_ids, shop.product_ids[0], unknown, "not-a-uuid", 12345]
+            return [*shop.product_ids, unknown, shop.order_ids[0], shop.product_ids[0] + "\x00"]
+        return [*shop.order_ids, shop.product_ids[0], unknown, "not-a-uuid", 12345, "\x1b[2J"]
     others: dict[str, list[Any]] = {
         "String": ["x", None],
         "Int": [2, 500],
