@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.set_defaults(run=command("app.dev_cli:run"))
     serve = commands.add_parser("serve", help="serve the API (the database must be migrated)")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N supervised API processes that share one listening socket",
+    )
+    # How `serve --processes N` hands its children the socket they accept on: not for users.
+    serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(run=command("app.serve_cli:serve_api"))
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(run=command("app.serve_cli:migrate_database"))
