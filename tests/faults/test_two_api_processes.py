@@ -184,6 +184,9 @@ class Load:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     placed: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     through_victim: int = 0
+    # Writes sent to the victim and not answered yet: the kill waits for one, so that a
+    # mutation is cut off (before, during or after its commit) and has to be retried.
+    in_flight_on_victim: int = 0
     retried: int = 0
     done: bool = False
 
@@ -276,6 +279,9 @@ async def write_orders(
     for n in range(ORDERS_PER_CUSTOMER):
         key = unique("load")
         use_victim = n % 2 == 0 and victim.process.returncode is None
+        if use_victim:
+            load.in_flight_on_victim += 1
+            await load.note()
         try:
             result = await place_order(
                 (victim if use_victim else survivor).client, token, [(product_id, 1)], key
@@ -285,6 +291,8 @@ async def write_orders(
             assert use_victim
             load.retried += 1
             result = await place_order(survivor.client, token, [(product_id, 1)], key)
+        finally:
+            load.in_flight_on_victim -= use_victim
         assert result["__typename"] == "OrderSuccess", result
         placed.append(result)
         await load.note()
@@ -362,6 +370,7 @@ async def test_subscribers_of_a_killed_api_process_resume_on_the_other_without_g
         await load.until(lambda: (
             len(load.placed[0]) >= ORDERS_PER_CUSTOMER // 3
             and all(len(f.before) >= KILL_AFTER_UPDATES for f in on_victim)
+            and load.in_flight_on_victim > 0
         ))  # fmt: skip
         os.kill(victim.process.pid, signal.SIGKILL)
         killed_at = {n: len(placed) for n, placed in load.placed.items()}
