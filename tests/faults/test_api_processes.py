@@ -113,8 +113,14 @@ async def test_api_processes_share_a_port_and_metrics_and_a_killed_one_comes_bac
         assert scrape.total("shop_graphql_subscriptions_open") == 0
         assert op_id
 
+        # SIGTERM: each process shuts down gracefully, telling its subscribers to come back
+        # (1012, service restart) instead of dropping them.
+        listening = await stack.enter_async_context(graphql_ws(server.base_url, TRANSPORT_WS, {}))
+        await listening.subscribe(PRODUCT_UPDATED)
+        await listening.sync()
         tree = [psutil.Process(server.process.pid), *map(psutil.Process, server.children())]
         server.process.send_signal(signal.SIGTERM)
+        assert await listening.closed(BUDGET_S) == 1012
         assert await server.process.wait() == 0
         _, alive = psutil.wait_procs(tree, timeout=BUDGET_S)
         assert alive == []
