@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run N supervised API processes that share one listening socket",
     )
-    # How `serve --processes N` hands its children the socket they accept on: not for users.
+    # How `serve --processes N` tells its children where to accept: not for users.
     serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=command("app.serve_cli:serve_api"))
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(run=command("app.serve_cli:migrate_database"))

@@ -29,9 +29,9 @@ def serve_api(settings: Settings, args: argparse.Namespace) -> int:
         # Imported here: the API stack costs seconds to import, and only serving needs it
         # (a supervisor of several processes never imports it).
         from app.asgi import create_app
+        from app.serve_processes import child_sockets
 
-        listening = None if args.listen_fd is None else [socket.socket(fileno=args.listen_fd)]
-        serve(create_app(resolved), resolved, listening)
+        serve(create_app(resolved), resolved, child_sockets(resolved, args))
     return 0
 
 

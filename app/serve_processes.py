@@ -1,12 +1,20 @@
-"""`shop serve --processes N`: N API processes accepting connections on one socket.
+"""`shop serve --processes N`: N API processes accepting connections on one port.
 
-This process binds HOST:PORT once and runs N `shop serve --listen-fd FD` children under
-the same supervisor as `shop worker --processes N` (app.supervision): one that dies is
-started again after a backoff pause, SIGTERM or Ctrl-C stops them all gracefully. The
-children inherit the listening socket, so they share one accept queue: connections that
-wait while a child is down are taken by the others, none is reset with it (decision
-0079). Everything the processes share (pub/sub, APQ documents, throttles, the signing
-keys of bearer and consistency tokens) is in Redis or the settings already.
+This process checks the port is free, then runs N `shop serve` children under the same
+supervisor as `shop worker --processes N` (app.supervision): one that dies is started
+again after a backoff pause, SIGTERM or Ctrl-C stops them all gracefully. How they listen
+is LISTEN_SOCKETS (decision 0079):
+
+- `per_process` (the default, Linux): each child listens on a socket of its own with
+  SO_REUSEPORT and the kernel spreads new connections evenly over them. This process keeps
+  a bound, never listening socket in the same group, so the port stays reserved while a
+  child restarts. The connections a dying child had not accepted yet are reset.
+- `shared`: this process listens once and every child inherits that socket: one accept
+  queue, so connections that wait while a child is down go to the others, but whichever
+  process wakes first takes a whole burst of new connections.
+
+Everything the processes share (pub/sub, APQ documents, throttles, the signing keys of
+bearer and consistency tokens) is in Redis or the settings already.
 
 Metrics: the children count into files of one PROMETHEUS_MULTIPROC_DIR (our own temporary
 directory, removed on exit, unless the operator set one), so /metrics in any of them adds
@@ -15,6 +23,7 @@ up every process's figures; a child that exits has its live gauges removed (deci
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -31,19 +40,26 @@ from app.supervision import Child, ProcessSupervisor, joined_env, run_until_sign
 log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-# uvicorn's own default: how many connections wait for an accept() while every process is busy.
+# uvicorn's own default: how many connections wait for an accept() while a process is busy.
 BACKLOG = 2048
+# Where SO_REUSEPORT spreads connections over the sockets (elsewhere it hands them all to one).
+BALANCING_REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
 def serve_processes(settings: Settings, processes: int) -> None:
     """Serve the API from `processes` supervised children until SIGTERM or SIGINT."""
     from prometheus_client.multiprocess import mark_process_dead
 
-    with listening_socket(settings.host, settings.port) as sock, metrics_dir() as directory:
-        env = joined_env(settings) | {MULTIPROC_DIR: str(directory)}
-        fd = sock.fileno()
-        argv = [sys.executable, "-m", "app.cli", "serve", "--listen-fd", str(fd)]
-        children = [Child(f"API {n}", argv, env, (fd,)) for n in range(1, processes + 1)]
+    mode = settings.listen_sockets
+    if mode == "per_process" and not BALANCING_REUSE_PORT:
+        log.warning("LISTEN_SOCKETS=per_process needs Linux's SO_REUSEPORT: sharing one socket")
+        mode = "shared"
+    with _listening(settings, mode) as (sock, args), metrics_dir() as directory:
+        port = sock.getsockname()[1]
+        env = joined_env(settings) | {MULTIPROC_DIR: str(directory), "PORT": str(port)}
+        argv = [sys.executable, "-m", "app.cli", "serve", *args]
+        passed = (sock.fileno(),) if mode == "shared" else ()
+        children = [Child(f"API {n}", argv, env, passed) for n in range(1, processes + 1)]
 
         def exited(name: str, pid: int) -> None:
             # A dead process's subscriptions and listeners are gone: its live gauges go too.
@@ -57,23 +73,52 @@ def serve_processes(settings: Settings, processes: int) -> None:
             on_exit=exited,
         )
         log.info(
-            "serving the API from %d processes on http://%s:%d",
-            processes, settings.host, sock.getsockname()[1],
+            "serving the API from %d processes on http://%s:%d (LISTEN_SOCKETS=%s)",
+            processes, settings.host, port, mode,
         )  # fmt: skip
         run_until_signalled(supervisor.run)
 
 
+def child_sockets(settings: Settings, args: argparse.Namespace) -> list[socket.socket] | None:
+    """The sockets a `shop serve` child serves, as its supervisor said (None: a lone
+    `shop serve`, which lets uvicorn bind HOST:PORT)."""
+    if args.listen_fd is not None:
+        return [socket.socket(fileno=args.listen_fd)]
+    if args.reuse_port:
+        # Bound, not listening: uvicorn listens once the app has started, so the kernel
+        # sends a restarting child no connection before it can answer it.
+        return [_bound(settings.host, settings.port, reuse_port=True)]
+    return None
+
+
 @contextmanager
-def listening_socket(host: str, port: int) -> Iterator[socket.socket]:
-    """A TCP socket listening on host:port that children may inherit; closed on exit."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-    try:
-        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
-    except OSError as exc:
-        raise SystemExit(f"shop: cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.set_inheritable(True)
+def _listening(settings: Settings, mode: str) -> Iterator[tuple[socket.socket, list[str]]]:
+    """This process's socket on HOST:PORT and the arguments that tell children how to listen.
+
+    Binding here first fails fast, with one message, when the port is taken.
+    """
+    sock = _bound(settings.host, settings.port, reuse_port=mode == "per_process")
     with sock:
-        yield sock
+        if mode == "shared":
+            sock.listen(BACKLOG)
+            sock.set_inheritable(True)
+            yield sock, ["--listen-fd", str(sock.fileno())]
+        else:
+            yield sock, ["--reuse-port"]
+
+
+def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"shop: cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
 
 
 @contextmanager
