@@ -108,7 +108,8 @@ def _listening(settings: Settings, mode: str) -> Iterator[tuple[socket.socket, l
 
 
 def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    # uvicorn's own rule, so HOST means what it means to a lone `shop serve`.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
