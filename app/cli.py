@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="run N supervised API processes that share one listening socket",
+        help="run N supervised API processes on one port (see LISTEN_SOCKETS)",
     )
     # How `serve --processes N` tells its children where to accept: not for users.
     serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)

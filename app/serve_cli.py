@@ -58,7 +58,7 @@ def export_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 def serve(app: Any, settings: Settings, sockets: list[socket.socket] | None = None) -> None:
     """Serve an ASGI app the way `shop serve` does: uvloop, httptools, no access log; on
-    HOST:PORT, or on `sockets` already listening (those of `shop serve --processes N`)."""
+    HOST:PORT, or on the `sockets` given (a child's of `shop serve --processes N`)."""
     import uvicorn
 
     from app.server import ShopServer

@@ -1,7 +1,7 @@
 """Keeps child processes running: one that exits is started again after a backoff pause.
 
 `shop dev` supervises its API and worker, `shop worker --processes N` its N workers, `shop
-serve --processes N` its N API processes (which share one listening socket). Each
+serve --processes N` its N API processes (on one port). Each
 child runs in a session of its own, so a Ctrl-C reaches only the supervisor, which then
 stops every child itself (SIGTERM, then SIGKILL after a grace period) and restarts none.
 The children's stderr passes through the supervisor line by line: a hook can watch it,
