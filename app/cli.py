@@ -67,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.set_defaults(run=command("app.dev_cli:run"))
     serve = commands.add_parser("serve", help="serve the API (the database must be migrated)")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N supervised API processes on one port (see LISTEN_SOCKETS)",
+    )
+    # How `serve --processes N` tells its children where to accept: not for users.
+    serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=command("app.serve_cli:serve_api"))
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(run=command("app.serve_cli:migrate_database"))

@@ -11,14 +11,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 import time
 
 from app.process import resolved_settings
 from app.seed import command as seed_command
 from app.settings import Settings
-from app.supervision import Child, ProcessSupervisor, run_until_signalled
+from app.supervision import Child, ProcessSupervisor, joined_env, run_until_signalled
 from writes.db import migrate
 
 log = logging.getLogger(__name__)
@@ -40,12 +39,7 @@ def run(settings: Settings, _: argparse.Namespace) -> int:
         _phase("migrations applied", mark)
         if seed_command.shop_is_empty(resolved):
             print(f"shop: {seed_command.EMPTY_SHOP_HINT}", file=sys.stderr)
-        # The children get the resolved URLs, so they join these servers instead of their own.
-        env = os.environ | {
-            "DATABASE_URL": resolved.database_url,
-            "MONGODB_URL": resolved.mongodb_url or "",
-            "REDIS_URL": resolved.redis_url or "",
-        }
+        env = joined_env(resolved)
         startup = _Startup(began)
         supervisor = ProcessSupervisor(
             [Child("API", _shop("serve"), env), Child("worker", _shop("worker"), env)],

@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     # on each failure in a row up to the maximum; a run longer than the maximum starts over.
     restart_backoff_ms: int = Field(default=500, gt=0)
     restart_backoff_max_ms: int = Field(default=10_000, gt=0)
+    # How `shop serve --processes N` listens (app/serve_processes.py, decision 0079):
+    # `per_process`, a socket each (SO_REUSEPORT: the kernel spreads connections evenly),
+    # or `shared`, one socket they all accept from (nothing waiting is reset when one dies,
+    # but a burst of connections can land on one process).
+    listen_sockets: Literal["per_process", "shared"] = "per_process"
 
     # Persisted documents (app/persisted/): `apq` runs free-form documents and Apollo's
     # automatic persisted queries (shared in Redis, kept `apq_ttl_seconds` after their last

@@ -1,6 +1,7 @@
 """Keeps child processes running: one that exits is started again after a backoff pause.
 
-`shop dev` supervises its API and worker, `shop worker --processes N` its N workers. Each
+`shop dev` supervises its API and worker, `shop worker --processes N` its N workers, `shop
+serve --processes N` its N API processes (on one port). Each
 child runs in a session of its own, so a Ctrl-C reaches only the supervisor, which then
 stops every child itself (SIGTERM, then SIGKILL after a grace period) and restarts none.
 The children's stderr passes through the supervisor line by line: a hook can watch it,
@@ -12,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,8 @@ LINE_LIMIT = 1 << 20
 
 T = TypeVar("T")
 LineHook = Callable[[str, bytes], None]
+# Called with a child's name and pid once it exited, before it is started again.
+ExitHook = Callable[[str, int], None]
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class Child:
     name: str
     argv: Sequence[str]
     env: Mapping[str, str]
+    # Descriptors the child inherits as they are, such as a listening socket.
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -71,11 +80,13 @@ class ProcessSupervisor:
         backoff_max_s: float,
         on_line: LineHook | None = None,
         stop_grace_s: float = STOP_GRACE_S,
+        on_exit: ExitHook | None = None,
     ) -> None:
         self._children = children
         self._backoff_s = backoff_s
         self._backoff_max_s = backoff_max_s
         self._on_line = on_line
+        self._on_exit = on_exit
         self._stop_grace_s = stop_grace_s
         self.pids: dict[str, int] = {}
 
@@ -95,6 +106,7 @@ class ProcessSupervisor:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 limit=LINE_LIMIT,
+                pass_fds=child.pass_fds,
             )
             self.pids[child.name] = proc.pid
             log.info("%s started as pid %d", child.name, proc.pid)
@@ -107,8 +119,10 @@ class ProcessSupervisor:
             if not exited.done():
                 await _terminate(child.name, proc, self._stop_grace_s)
                 await forwarding
+                self._exited(child.name, proc.pid)
                 return
             await forwarding
+            self._exited(child.name, proc.pid)
             pause = backoff.after_run(time.monotonic() - started)
             restarts += 1
             log.warning(
@@ -119,6 +133,10 @@ class ProcessSupervisor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
                     await stop.wait()
+
+    def _exited(self, name: str, pid: int) -> None:
+        if self._on_exit is not None:
+            self._on_exit(name, pid)
 
     async def _forward(self, name: str, stream: asyncio.StreamReader) -> None:
         out = sys.stderr.buffer
@@ -151,6 +169,17 @@ def _exit_status(code: int | None) -> str:
     if code is not None and code < 0:
         return f"signal {signal.Signals(-code).name}"
     return f"code {code}"
+
+
+def joined_env(settings: Settings) -> dict[str, str]:
+    """This environment with the resolved store URLs, so children join the servers this
+    process started (or was given) instead of starting their own."""
+    assert settings.database_url is not None
+    return os.environ | {
+        "DATABASE_URL": settings.database_url,
+        "MONGODB_URL": settings.mongodb_url or "",
+        "REDIS_URL": settings.redis_url or "",
+    }
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:

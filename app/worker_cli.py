@@ -11,14 +11,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import time
 
 from app.process import resolved_settings, terminate
 from app.settings import Settings
-from app.supervision import Backoff, Child, ProcessSupervisor, run_until_signalled
+from app.supervision import Backoff, Child, ProcessSupervisor, joined_env, run_until_signalled
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +36,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_many(settings: Settings, processes: int) -> None:
-    assert settings.database_url is not None
-    # The children get the resolved URLs, so they join these servers instead of their own.
-    env = os.environ | {
-        "DATABASE_URL": settings.database_url,
-        "MONGODB_URL": settings.mongodb_url or "",
-        "REDIS_URL": settings.redis_url or "",
-    }
+    env = joined_env(settings)
     argv = [sys.executable, "-m", "app.cli", "worker"]
     supervisor = ProcessSupervisor(
         [Child(f"worker {n}", argv, env) for n in range(1, processes + 1)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 import asyncpg
@@ -142,3 +143,36 @@ async def test_stop_ends_every_child_even_one_that_ignores_sigterm(
         f"stubborn (pid {supervisor.pids['stubborn']}) ignored SIGTERM for 0.5 s; killing it"
     ]
     assert not [m for m in messages if "restarting" in m]
+
+
+async def test_children_inherit_the_descriptors_they_are_given_and_each_exit_is_reported() -> None:
+    """What `shop serve --processes N` relies on: every start of a child gets the listening
+    socket, and the supervisor hears of each exit (to clear that pid's live metrics)."""
+    stop = asyncio.Event()
+    exits: list[tuple[str, int]] = []
+    lines: list[bytes] = []
+    read, write = os.pipe()
+    os.write(write, b"inherited")
+    os.close(write)
+    # Reads the pipe by the number it was given: it exists in the child only if passed on.
+    peek = f"import os, sys; print(os.read({read}, 9).decode(), file=sys.stderr); sys.exit(0)"
+
+    def saw(child: str, line: bytes) -> None:
+        lines.append(line)
+
+    def exited(name: str, pid: int) -> None:
+        exits.append((name, pid))
+        if len(exits) == 2:
+            stop.set()
+
+    child = Child("peeker", _python(peek), {}, pass_fds=(read,))
+    supervisor = ProcessSupervisor([child], 0.05, 1.0, on_line=saw, on_exit=exited)
+    try:
+        await asyncio.wait_for(supervisor.run(stop), 60)
+    finally:
+        os.close(read)
+    # The first start read what the pipe held; the restart got the same (now empty) pipe.
+    assert lines[:2] == [b"inherited\n", b"\n"]
+    assert [name for name, _ in exits] == ["peeker", "peeker"]
+    assert exits[0][1] != exits[1][1]
+    assert exits[-1][1] == supervisor.pids["peeker"]
