@@ -11,9 +11,8 @@ documents pays nothing for the compiler.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from graphql import GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
@@ -23,41 +22,13 @@ from schema.compiled.run import ROOT_FIELDS, run_plan
 from schema.context import Context
 from schema.limits import LimitsState
 from schema.limits.costs import operation_cost
+from schema.lru import Lru
 from schema.observe import ANONYMOUS, OperationObserver, OperationReport
 from schema.plain_arguments import in_literals, in_variables
 
-K = TypeVar("K")
-V = TypeVar("V")
 PLANS = 256
 SIGHTINGS = 4096
 Key = tuple[str, str | None]
-
-
-class _Lru(Generic[K, V]):
-    def __init__(self, size: int) -> None:
-        self.items: OrderedDict[K, V] = OrderedDict()
-        self.size = size
-
-    def get(self, key: K) -> V | None:
-        value = self.items.get(key)
-        if value is not None:
-            self.items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self.items[key] = value
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
-
-
-@dataclass
-class CompiledStats:
-    """How requests were answered, for the metrics and the differential test."""
-
-    served: int = 0
-    abandoned: int = 0
-    compiled: int = 0
-    not_compilable: int = 0
 
 
 @dataclass
@@ -65,10 +36,9 @@ class CompiledOperations:
     schema: GraphQLSchema
     limits: LimitsState
     observer: OperationObserver | None = None
-    stats: CompiledStats = field(default_factory=CompiledStats)
     # (text, operation name) -> its plan, or False when it cannot be compiled.
-    _plans: _Lru[Key, CompiledOperation | bool] = field(default_factory=lambda: _Lru(PLANS))
-    _seen: _Lru[Key, bool] = field(default_factory=lambda: _Lru(SIGHTINGS))
+    _plans: Lru[Key, CompiledOperation | bool] = field(default_factory=lambda: Lru(PLANS))
+    _seen: Lru[Key, bool] = field(default_factory=lambda: Lru(SIGHTINGS))
 
     def prepared(self, query: str, operation_name: str | None) -> CompiledOperation | None:
         """The plan of this operation; None on its first sighting or when it cannot be
@@ -84,11 +54,7 @@ class CompiledOperations:
         if compiled is None:
             return None
         self._plans.put(key, compiled)
-        if isinstance(compiled, CompiledOperation):
-            self.stats.compiled += 1
-            return compiled
-        self.stats.not_compilable += 1
-        return None
+        return compiled if isinstance(compiled, CompiledOperation) else None
 
     async def execute(
         self, plan: CompiledOperation, variables: dict[str, Any] | None, context: Context
@@ -99,9 +65,7 @@ class CompiledOperations:
         try:
             body = await self._execute(plan, variables or {}, context)
         except Abandon:
-            self.stats.abandoned += 1
             return None
-        self.stats.served += 1
         if self.observer is not None:
             self.observer.operation_finished(
                 OperationReport(

@@ -11,10 +11,9 @@ query text and the values of the variables it depends on.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
@@ -31,31 +30,12 @@ from schema.limits.document import (
     repeated_field_pairs,
 )
 from schema.limits.tokens import over_token_limit
+from schema.lru import Lru
 
-K = TypeVar("K")
-V = TypeVar("V")
 CACHED_DOCUMENTS = 256
 CACHED_COSTS = 64  # per document: distinct page sizes a client asks for
 AMBIGUOUS = "Must provide operation name if query contains multiple operations."
 _SUGGESTION = re.compile(r" ?Did you mean .*\?$")
-
-
-class _Lru(Generic[K, V]):
-    def __init__(self, size: int) -> None:
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._size = size
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> V:
-        self._items[key] = value
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return value
 
 
 def refusal(code: str, message: str, **details: Any) -> GraphQLError:
@@ -81,8 +61,8 @@ class _Document:
     size_variables: frozenset[str]
     validation: list[GraphQLError] | None = None
     verdicts: dict[str | None, list[GraphQLError]] = field(default_factory=dict)
-    costs: _Lru[tuple[str | None, tuple[Any, ...]], int] = field(
-        default_factory=lambda: _Lru(CACHED_COSTS)
+    costs: Lru[tuple[str | None, tuple[Any, ...]], int] = field(
+        default_factory=lambda: Lru(CACHED_COSTS)
     )
 
 
@@ -94,7 +74,7 @@ class LimitsState:
     budgets: Budgets
     introspection: bool
     suggestions: bool
-    documents: _Lru[str, _Document] = field(default_factory=lambda: _Lru(CACHED_DOCUMENTS))
+    documents: Lru[str, _Document] = field(default_factory=lambda: Lru(CACHED_DOCUMENTS))
 
     def extra_rules(self) -> tuple[type[ASTValidationRule], ...]:
         return () if self.introspection else (NoSchemaIntrospectionCustomRule,)
