@@ -13,10 +13,11 @@ order history fall back to the write store; other reads raise ReadModelUnavailab
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,6 +34,8 @@ from reads.projection_state import ProjectionStatus
 from reads.read_model import ReadModel, ReadModelUnavailable, unavailable_on_outage
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 Document = dict[str, Any]
 
 
@@ -44,6 +47,18 @@ class Served:
     position: int
     # A projection read that first waited for the projection to reach the token.
     waited: bool = False
+
+
+def _runs_to_its_end(
+    read: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A read method whose every call runs to its end (`_settled`)."""
+
+    @functools.wraps(read)
+    async def settled(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await _settled(read(*args, **kwargs))
+
+    return settled
 
 
 class ReadQueries:
@@ -360,28 +375,8 @@ class ReadQueries:
             cache.put(ticket, collection.name, document["_id"], document)
         return document
 
+    @_runs_to_its_end
     async def _read(
-        self,
-        projections: tuple[str, ...],
-        at: int | None,
-        projected: Callable[[], Awaitable[T]],
-        written: Callable[[AsyncSession], Awaitable[T]],
-        *,
-        mongo_required: bool = False,
-    ) -> tuple[T, Served | None]:
-        """`_fresh_read`, run to its end even when the caller is cancelled.
-
-        graphql-core cancels a field's sibling resolvers when a non-null field fails
-        (`{ myOrders {...} order(id:) {...} }` sent anonymously), and PyMongo cancelled in
-        the middle of an operation leaves its connected socket to the garbage collector.
-        The read finishes on its own instead (bounded: one read, or one wait and one
-        read), returning its connection to the pool; its answer is dropped.
-        """
-        return await _settled(
-            self._fresh_read(projections, at, projected, written, mongo_required=mongo_required)
-        )
-
-    async def _fresh_read(
         self,
         projections: tuple[str, ...],
         at: int | None,
@@ -419,7 +414,14 @@ class ReadQueries:
 
 
 async def _settled(read: Coroutine[Any, Any, T]) -> T:
-    """`read`, run to its end even when the caller is cancelled (see `_read`)."""
+    """`read`, run to its end even when its caller is cancelled.
+
+    graphql-core cancels a field's sibling resolvers when a non-null field fails
+    (`{ myOrders {...} order(id:) {...} }` sent anonymously), and PyMongo cancelled in the
+    middle of an operation leaves its connected socket to the garbage collector. The read
+    finishes on its own instead (bounded: one read, or one wait and one read), returning
+    its connection to the pool; its answer is dropped (decision 0074).
+    """
     task = asyncio.ensure_future(read)
     task.add_done_callback(_retrieve)
     return await asyncio.shield(task)

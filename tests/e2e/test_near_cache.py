@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from app.asgi import create_app
 from reads.near_cache import NearCache
-from tests.conftest import Api, sign_up
+from tests.conftest import Api, Customer, sign_up
 from tests.pipeline import Pipeline, isolated_pipeline
 from tests.shop_api import create_product, place_ok
 from tests.support import (
@@ -102,17 +102,26 @@ async def isolated(api: Api) -> AsyncIterator[Isolated]:
             yield Isolated(Api(client, f"http://127.0.0.1:{port}", settings, app), pipeline)
 
 
-async def test_a_token_ahead_of_the_cache_is_never_answered_from_it(
-    api: Api, admin_token: str, isolated: Isolated
-) -> None:
+async def cached_order(
+    api: Api, admin_token: str, isolated: Isolated, name: str
+) -> tuple[Customer, str]:
+    """A new customer's placed order, read once through the isolated API: in its cache."""
     own, cache = isolated.api, near_cache(isolated.api)
-    customer = await sign_up(api, "Tom Token")
+    customer = await sign_up(api, name)
     product = await create_product(api, admin_token)
     placed = await place_ok(own, customer.token, product["id"])
-    order_id = placed["order"]["id"]
+    order_id: str = placed["order"]["id"]
     await covered(cache, token_position(placed["consistencyToken"]))
     assert (await status(own.client, customer.token, order_id))[0] == "PLACED"
     assert len(cache) >= 1
+    return customer, order_id
+
+
+async def test_a_token_ahead_of_the_cache_is_never_answered_from_it(
+    api: Api, admin_token: str, isolated: Isolated
+) -> None:
+    own = isolated.api
+    customer, order_id = await cached_order(api, admin_token, isolated, "Tom Token")
 
     for worker in list(isolated.pipeline.workers):
         await isolated.pipeline.kill(worker)
@@ -127,14 +136,8 @@ async def test_a_token_ahead_of_the_cache_is_never_answered_from_it(
 async def test_a_missed_notification_empties_the_cache(
     api: Api, admin_token: str, isolated: Isolated
 ) -> None:
-    own, cache = isolated.api, near_cache(isolated.api)
-    customer = await sign_up(api, "Gail Gap")
-    product = await create_product(api, admin_token)
-    placed = await place_ok(own, customer.token, product["id"])
-    position = token_position(placed["consistencyToken"])
-    await covered(cache, position)
-    await status(own.client, customer.token, placed["order"]["id"])
-    assert len(cache) >= 1
+    cache = near_cache(isolated.api)
+    await cached_order(api, admin_token, isolated, "Gail Gap")
     heard = cache.covered("orders")
     assert heard is not None
 
